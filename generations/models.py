@@ -1,0 +1,269 @@
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from generations.states import GenerationStatus, SceneStatus, VariantStatus
+
+
+class GenerationKind(models.TextChoices):
+    VIDEO_AD = "video_ad", "Video ad"
+    SPEECH = "speech", "Speech"
+    IMAGE = "image", "Image"
+
+
+class SourceType(models.TextChoices):
+    NONE = "none", "None"
+    URL = "url", "URL"
+    UPLOAD = "upload", "Upload"
+
+
+def _status_in(choices: type[models.TextChoices]) -> Q:
+    return Q(status__in=choices.values)
+
+
+class Generation(models.Model):
+    """One request to generate media, recorded before any provider is called."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="generations"
+    )
+    kind = models.CharField(max_length=20, choices=GenerationKind.choices)
+    title = models.CharField(max_length=200, blank=True)
+    prompt = models.TextField(blank=True)
+    # The full parameter snapshot (seed, model, settings): enough to replay the run.
+    input = models.JSONField(default=dict, blank=True)
+
+    provider = models.CharField(max_length=50)
+    provider_model = models.CharField(max_length=100, blank=True)
+    provider_request_id = models.CharField(max_length=200, blank=True)
+
+    source_url = models.URLField(max_length=2000, blank=True)
+    source_type = models.CharField(
+        max_length=10, choices=SourceType.choices, default=SourceType.NONE
+    )
+
+    status = models.CharField(
+        max_length=20, choices=GenerationStatus.choices, default=GenerationStatus.PENDING
+    )
+    total_items = models.PositiveIntegerField(default=0)
+    completed_items = models.PositiveIntegerField(default=0)
+    failed_items = models.PositiveIntegerField(default=0)
+    cancelled_items = models.PositiveIntegerField(default=0)
+
+    cost_estimate = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal(0))
+    actual_cost = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal(0))
+
+    error_code = models.CharField(max_length=50, blank=True)
+    error_message = models.TextField(blank=True)
+
+    parent = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="regenerations",
+    )
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    generation_time_seconds = models.FloatField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # A user's history, newest first.
+            models.Index(
+                F("owner"),
+                F("created_at").desc(),
+                name="gen_owner_created",
+                condition=Q(deleted_at__isnull=True),
+            ),
+            # A user's history filtered by status.
+            models.Index(
+                F("owner"),
+                F("status"),
+                F("created_at").desc(),
+                name="gen_owner_status_created",
+                condition=Q(deleted_at__isnull=True),
+            ),
+            # Recovery: active generations that have not moved for a while.
+            models.Index(fields=["status", "updated_at"], name="gen_status_updated"),
+            # Trash and purge: soft-deleted rows by deletion time.
+            models.Index(
+                fields=["deleted_at"],
+                name="gen_deleted",
+                condition=Q(deleted_at__isnull=False),
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=_status_in(GenerationStatus), name="gen_status_valid"),
+            models.CheckConstraint(
+                condition=Q(kind__in=GenerationKind.values), name="gen_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(source_type__in=SourceType.values), name="gen_source_type_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    total_items__gte=F("completed_items") + F("failed_items") + F("cancelled_items")
+                ),
+                name="gen_counters_within_total",
+            ),
+            models.CheckConstraint(
+                condition=Q(cost_estimate__gte=0) & Q(actual_cost__gte=0),
+                name="gen_costs_non_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title or f"{self.get_kind_display()} {self.id}"
+
+    @property
+    def pending_items(self) -> int:
+        return self.total_items - self.completed_items - self.failed_items - self.cancelled_items
+
+    @property
+    def progress_percent(self) -> int:
+        if not self.total_items:
+            return 0
+        ended = self.completed_items + self.failed_items + self.cancelled_items
+        return ended * 100 // self.total_items
+
+
+class Variant(models.Model):
+    """One flavour of a generation (soft, medium, aggressive, ultra, ...)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Indexed through variant_label_unique, which starts with the generation.
+    generation = models.ForeignKey(
+        Generation, on_delete=models.CASCADE, related_name="variants", db_index=False
+    )
+    label = models.SlugField(max_length=50)
+    position = models.PositiveSmallIntegerField(default=0)
+    status = models.CharField(
+        max_length=20, choices=VariantStatus.choices, default=VariantStatus.PENDING
+    )
+    total_scenes = models.PositiveIntegerField(default=0)
+    scenes_completed = models.PositiveIntegerField(default=0)
+    scenes_failed = models.PositiveIntegerField(default=0)
+    scenes_cancelled = models.PositiveIntegerField(default=0)
+    error_code = models.CharField(max_length=50, blank=True)
+    error_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["generation", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["generation", "label"], name="variant_label_unique"),
+            models.UniqueConstraint(
+                fields=["generation", "position"], name="variant_position_unique"
+            ),
+            models.CheckConstraint(
+                condition=_status_in(VariantStatus), name="variant_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    total_scenes__gte=F("scenes_completed")
+                    + F("scenes_failed")
+                    + F("scenes_cancelled")
+                ),
+                name="variant_counters_within_total",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class Scene(models.Model):
+    """One media item: a video scene, a speech track or an image."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Denormalised from the variant so that generation-wide updates need no join; indexed
+    # through scene_generation_status.
+    generation = models.ForeignKey(
+        Generation, on_delete=models.CASCADE, related_name="scenes", db_index=False
+    )
+    # Indexed through scene_number_unique, which starts with the variant.
+    variant = models.ForeignKey(
+        Variant, on_delete=models.CASCADE, related_name="scenes", db_index=False
+    )
+    number = models.PositiveSmallIntegerField()
+    prompt = models.TextField(blank=True)
+
+    provider_job_id = models.CharField(max_length=200, blank=True)
+    provider_status = models.CharField(max_length=50, blank=True)
+    status = models.CharField(
+        max_length=20, choices=SceneStatus.choices, default=SceneStatus.QUEUED
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    # Storage keys, not URLs: URLs are presigned on demand and expire.
+    asset_key = models.CharField(max_length=500, blank=True)
+    thumbnail_key = models.CharField(max_length=500, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    file_size = models.PositiveBigIntegerField(null=True, blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    checksum = models.CharField(max_length=64, blank=True)
+    cost = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal(0))
+
+    error_code = models.CharField(max_length=50, blank=True)
+    error_message = models.TextField(blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["variant", "number"]
+        indexes = [
+            # Recovery: scenes whose worker may have died mid-run.
+            models.Index(
+                fields=["started_at"],
+                name="scene_processing_started",
+                condition=Q(status=SceneStatus.PROCESSING),
+            ),
+            models.Index(fields=["generation", "status"], name="scene_generation_status"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["variant", "number"], name="scene_number_unique"),
+            models.CheckConstraint(condition=_status_in(SceneStatus), name="scene_status_valid"),
+            models.CheckConstraint(condition=Q(cost__gte=0), name="scene_cost_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"scene {self.number}"
+
+
+class GenerationMetadata(models.Model):
+    """What each pipeline stage produced, saved as the stage ends."""
+
+    generation = models.OneToOneField(
+        Generation, on_delete=models.CASCADE, primary_key=True, related_name="metadata"
+    )
+    analysis = models.JSONField(default=dict, blank=True)
+    transformation = models.JSONField(default=dict, blank=True)
+    prompts = models.JSONField(default=dict, blank=True)
+    evaluation = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "generation metadata"
+
+    def __str__(self) -> str:
+        return f"metadata of {self.generation_id}"

@@ -1,0 +1,60 @@
+import factory
+from django.contrib.auth import get_user_model
+
+from generations.models import (
+    Generation,
+    GenerationKind,
+    GenerationMetadata,
+    Scene,
+    Variant,
+)
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda user: f"{user.username}@example.com")
+    password = factory.django.Password("correct horse battery staple")
+
+
+class GenerationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Generation
+
+    owner = factory.SubFactory(UserFactory)
+    kind = GenerationKind.VIDEO_AD
+    title = factory.Sequence(lambda n: f"Spring campaign {n}")
+    prompt = "A bright kitchen, a family cooking pasta together"
+    input = factory.LazyAttribute(lambda gen: {"seed": 7, "variants": ["soft"], "scenes": 1})
+    provider = "local"
+    provider_model = "local-render-1"
+
+
+class VariantFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Variant
+
+    generation = factory.SubFactory(GenerationFactory)
+    label = factory.Sequence(lambda n: f"variant{n}")
+    position = factory.Sequence(lambda n: n)
+
+
+class SceneFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Scene
+
+    variant = factory.SubFactory(VariantFactory)
+    generation = factory.SelfAttribute("variant.generation")
+    number = factory.Sequence(lambda n: n + 1)
+    prompt = "Close-up of steam rising from the pot"
+
+
+class GenerationMetadataFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = GenerationMetadata
+
+    generation = factory.SubFactory(GenerationFactory)

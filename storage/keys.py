@@ -1,0 +1,62 @@
+"""Stable storage keys: the same item always lands on the same key, so a retried write
+overwrites its own object and an object can be traced back to its row."""
+
+import re
+import uuid
+
+_LABEL = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
+_EXTENSION = re.compile(r"^[a-z0-9]{1,8}$")
+
+# Speech items are tracks with a waveform image; every other kind is a scene with a
+# JPEG thumbnail.
+_SPEECH = "speech"
+
+
+def generation_prefix(generation_id: uuid.UUID | str) -> str:
+    return f"generations/{uuid.UUID(str(generation_id))}/"
+
+
+def _item_stem(
+    *, generation_id: uuid.UUID | str, variant_label: str, number: int, kind: str
+) -> str:
+    if not _LABEL.match(variant_label):
+        raise ValueError(f"Variant label {variant_label!r} cannot be used in a storage key")
+    if number < 1:
+        raise ValueError(f"Item numbers start at 1, got {number}")
+    item = "track" if kind == _SPEECH else "scene"
+    return f"{generation_prefix(generation_id)}{variant_label}/{item}_{number}"
+
+
+def asset_key(
+    *, generation_id: uuid.UUID | str, variant_label: str, number: int, kind: str, extension: str
+) -> str:
+    """`generations/{id}/{label}/scene_{n}.{ext}` (speech: `track_{n}.{ext}`)."""
+    extension = extension.lower().lstrip(".")
+    if not _EXTENSION.match(extension):
+        raise ValueError(f"Unsupported file extension {extension!r}")
+    stem = _item_stem(
+        generation_id=generation_id, variant_label=variant_label, number=number, kind=kind
+    )
+    return f"{stem}.{extension}"
+
+
+def thumbnail_key(
+    *, generation_id: uuid.UUID | str, variant_label: str, number: int, kind: str
+) -> str:
+    """`.../scene_{n}_thumb.jpg`, or `.../track_{n}_wave.png` for speech."""
+    stem = _item_stem(
+        generation_id=generation_id, variant_label=variant_label, number=number, kind=kind
+    )
+    return f"{stem}_wave.png" if kind == _SPEECH else f"{stem}_thumb.jpg"
+
+
+def source_key(*, generation_id: uuid.UUID | str, filename: str) -> str:
+    """Where an uploaded or fetched source file of a generation is kept."""
+    suffix = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
+    if not _EXTENSION.match(suffix):
+        suffix = "bin"
+    return f"{generation_prefix(generation_id)}source/original.{suffix}"
+
+
+def is_valid_variant_label(label: str) -> bool:
+    return bool(_LABEL.match(label))
