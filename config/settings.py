@@ -88,16 +88,17 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(VAR_DIR / "genvault.sqlite3"),
-            # Web and worker write concurrently: WAL lets readers run beside the writer,
-            # IMMEDIATE takes the write lock up front instead of failing mid-transaction.
-            "OPTIONS": {
-                "timeout": 30,
-                "transaction_mode": "IMMEDIATE",
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
             # A file, not memory, so that a worker process started by a test sees it.
             "TEST": {"NAME": str(VAR_DIR / "test.sqlite3")},
         }
+    }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web and worker write concurrently: WAL lets readers run beside the writer, and
+    # IMMEDIATE takes the write lock up front instead of failing mid-transaction.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -178,7 +179,36 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "genvault"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celery" / "beat-schedule")
-CELERY_BEAT_SCHEDULE: dict[str, Any] = {}
+
+# Pipeline ---------------------------------------------------------------------------
+
+GENVAULT_DEFAULT_PROVIDER = env_str("GENVAULT_DEFAULT_PROVIDER", "local")
+SCENE_MAX_ATTEMPTS = env_int("SCENE_MAX_ATTEMPTS", 3, minimum=1)
+SCENE_RETRY_BACKOFF_SECONDS = env_int("SCENE_RETRY_BACKOFF_SECONDS", 2, minimum=0)
+SCENE_TIME_LIMIT_SECONDS = env_int("SCENE_TIME_LIMIT_SECONDS", 600, minimum=10)
+# A processing scene not finished after this long is presumed lost with its worker.
+# It must exceed the task time limit, or a slow but live scene would run twice.
+SCENE_LEASE_SECONDS = env_int("SCENE_LEASE_SECONDS", 900, minimum=SCENE_TIME_LIMIT_SECONDS + 1)
+PENDING_REDISPATCH_SECONDS = env_int("PENDING_REDISPATCH_SECONDS", 60, minimum=1)
+RECOVERY_INTERVAL_SECONDS = env_int("RECOVERY_INTERVAL_SECONDS", 60, minimum=1)
+TRASH_RETENTION_DAYS = env_int("TRASH_RETENTION_DAYS", 30, minimum=0)
+SOURCE_MAX_BYTES = env_int("SOURCE_MAX_BYTES", 500 * 1024 * 1024, minimum=1)
+SOURCE_FETCH_TIMEOUT_SECONDS = env_int("SOURCE_FETCH_TIMEOUT_SECONDS", 60, minimum=1)
+# Lets a source URL point at this machine; for local development and tests only.
+SOURCE_FETCH_ALLOW_LOOPBACK = env_bool("SOURCE_FETCH_ALLOW_LOOPBACK", False)
+
+CELERY_TASK_TIME_LIMIT = SCENE_TIME_LIMIT_SECONDS + 30
+CELERY_TASK_SOFT_TIME_LIMIT = SCENE_TIME_LIMIT_SECONDS
+CELERY_BEAT_SCHEDULE = {
+    "recover-stuck-work": {
+        "task": "generations.tasks.recover_stuck_work",
+        "schedule": float(RECOVERY_INTERVAL_SECONDS),
+    },
+    "purge-expired-trash": {
+        "task": "generations.tasks.purge_expired_trash",
+        "schedule": 3600.0,
+    },
+}
 
 # HTTP, auth and security ------------------------------------------------------------
 

@@ -207,6 +207,9 @@ class Scene(models.Model):
         max_length=20, choices=SceneStatus.choices, default=SceneStatus.QUEUED
     )
     attempts = models.PositiveSmallIntegerField(default=0)
+    # The task delivery that holds this scene while it is processing: a redelivery of
+    # the same message may take it back, a different message may not.
+    claim_token = models.CharField(max_length=64, blank=True)
 
     # Storage keys, not URLs: URLs are presigned on demand and expire.
     asset_key = models.CharField(max_length=500, blank=True)

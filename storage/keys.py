@@ -60,3 +60,8 @@ def source_key(*, generation_id: uuid.UUID | str, filename: str) -> str:
 
 def is_valid_variant_label(label: str) -> bool:
     return bool(_LABEL.match(label))
+
+
+def source_keyframe_key(*, generation_id: uuid.UUID | str, number: int) -> str:
+    """A keyframe thumbnail taken from a generation's source video during analysis."""
+    return f"{generation_prefix(generation_id)}source/keyframe_{number}.jpg"

@@ -135,6 +135,9 @@ def _choose_services() -> None:
         os.environ.pop("CELERY_BROKER_URL", None)
         TIER.missing.append(problem)
 
+    if os.environ.get("TEST_S3", "1") == "0":
+        TIER.missing.append("S3 server (disabled with TEST_S3=0)")
+        return
     problem = _start_s3_server()
     if problem is None:
         TIER.storage = "s3"
@@ -145,12 +148,17 @@ def _choose_services() -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     _choose_services()
-    print(TIER.describe(), flush=True)
     if TIER.missing and services_required():
         raise pytest.UsageError(
             "REQUIRE_SERVICES=1 but these services are not reachable:\n  "
             + "\n  ".join(TIER.missing)
         )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    # Output is captured while initial conftests load, so the tier is announced here.
+    print(TIER.describe(), flush=True)
 
 
 def empty_test_bucket() -> None:

@@ -1,0 +1,46 @@
+"""Enqueueing pipeline tasks. Always after the transaction that wrote the rows commits, so
+a worker never looks for a row that is not there yet; a broker that cannot be reached is
+logged, not raised, because the rows are safe and recovery enqueues them later."""
+
+import logging
+from collections.abc import Iterable
+from uuid import UUID
+
+from django.db import transaction
+
+from config.celery import app
+
+logger = logging.getLogger(__name__)
+
+RUN_GENERATION = "generations.tasks.run_generation"
+RENDER_SCENE = "generations.tasks.render_scene"
+_PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5}
+
+
+def dispatch_generation(generation_id: UUID) -> None:
+    transaction.on_commit(lambda: _send(RUN_GENERATION, generation_id))
+
+
+def dispatch_scenes(scene_ids: Iterable[UUID], *, countdown: float | None = None) -> None:
+    ids = list(scene_ids)
+
+    def send_all() -> None:
+        for scene_id in ids:
+            _send(RENDER_SCENE, scene_id, countdown)
+
+    transaction.on_commit(send_all)
+
+
+def _send(task_name: str, object_id: UUID, countdown: float | None = None) -> None:
+    try:
+        app.send_task(
+            task_name,
+            args=[str(object_id)],
+            countdown=countdown,
+            retry=True,
+            retry_policy=_PUBLISH_RETRY,
+        )
+    except Exception:
+        logger.warning(
+            "Could not enqueue %s(%s); recovery will retry", task_name, object_id, exc_info=True
+        )

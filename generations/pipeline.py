@@ -1,0 +1,278 @@
+"""Worker-side services: preparing a generation (the stages before rendering), rendering
+one scene, and recovering work whose worker or message was lost. Tasks call these."""
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from uuid import UUID
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from generations import stages
+from generations.dispatch import dispatch_generation, dispatch_scenes
+from generations.errors import Cancelled, ErrorCode, GenerationError
+from generations.models import Generation, GenerationKind, GenerationMetadata, Scene, Variant
+from generations.progress import (
+    SceneResult,
+    finalize_if_ended,
+    scene_claim,
+    scene_complete,
+    scene_fail,
+    scene_recover_lost,
+    scene_stop_cancelled,
+)
+from generations.providers import ItemRequest, ProducedItem, get_provider
+from generations.states import GenerationStatus, SceneStatus
+from storage import media
+from storage.keys import asset_key, thumbnail_key
+from storage.services import StorageUnavailable, object_save
+
+logger = logging.getLogger(__name__)
+
+CANCEL_CHECK_INTERVAL_SECONDS = 0.5
+RECOVERY_BATCH_SIZE = 500
+
+
+def generation_prepare(*, generation_id: UUID) -> list[UUID]:
+    """Start a pending generation and run the stages before rendering (analysis,
+    transformation, prompts), saving each to the metadata as it ends. Returns the queued
+    scenes to render. Safe to repeat: stages are deterministic and skipped once done.
+
+    A permanent stage error fails the generation; a transient one is raised for a retry.
+    """
+    now = timezone.now()
+    Generation.objects.filter(id=generation_id, status=GenerationStatus.PENDING).update(
+        status=GenerationStatus.PROCESSING, started_at=now, updated_at=now
+    )
+    generation = Generation.objects.select_related("metadata").get(id=generation_id)
+    if generation.status != GenerationStatus.PROCESSING:
+        return []
+    if not generation.metadata.prompts:
+        try:
+            _run_stages(generation)
+        except GenerationError as exc:
+            if exc.retryable:
+                raise
+            generation_fail_unrendered(generation_id=generation_id, error=exc)
+            return []
+    return list(
+        Scene.objects.filter(generation_id=generation_id, status=SceneStatus.QUEUED).values_list(
+            "id", flat=True
+        )
+    )
+
+
+def _run_stages(generation: Generation) -> None:
+    metadata = GenerationMetadata.objects.filter(generation_id=generation.id)
+    with tempfile.TemporaryDirectory(prefix="genvault-analysis-") as workdir:
+        analysis = stages.analysis_of(generation, Path(workdir))
+    metadata.update(analysis=analysis, updated_at=timezone.now())
+    transformation = stages.transformation_of(generation)
+    metadata.update(transformation=transformation, updated_at=timezone.now())
+    prompts = stages.prompts_of(generation, analysis, transformation)
+    scenes = list(Scene.objects.filter(generation=generation).select_related("variant"))
+    for scene in scenes:
+        scene.prompt = prompts[scene.variant.label][scene.number - 1]
+    with transaction.atomic():
+        Scene.objects.bulk_update(scenes, ["prompt"])
+        metadata.update(prompts=prompts, updated_at=timezone.now())
+
+
+def generation_fail_unrendered(*, generation_id: UUID, error: GenerationError) -> None:
+    """Fail every queued item of a generation that cannot be rendered at all (its input
+    was refused, or its stages kept failing)."""
+    now = timezone.now()
+    with transaction.atomic():
+        variant_ids = list(
+            Variant.objects.filter(generation_id=generation_id).values_list("id", flat=True)
+        )
+        failed_total = 0
+        for variant_id in variant_ids:
+            failed = Scene.objects.filter(variant_id=variant_id, status=SceneStatus.QUEUED).update(
+                status=SceneStatus.FAILED,
+                completed_at=now,
+                updated_at=now,
+                error_code=error.code,
+                error_message=error.message,
+            )
+            if failed:
+                Variant.objects.filter(id=variant_id).update(
+                    scenes_failed=F("scenes_failed") + failed, updated_at=now
+                )
+            failed_total += failed
+        Generation.objects.filter(id=generation_id).update(
+            failed_items=F("failed_items") + failed_total, updated_at=now
+        )
+        finalize_if_ended(generation_id=generation_id, variant_ids=variant_ids, now=now)
+
+
+def scene_render(*, scene_id: UUID, claim_token: str) -> None:
+    """Produce, store and record one scene. The asset and thumbnail are stored at their
+    stable keys before the row that points to them is committed."""
+    scene = scene_claim(scene_id=scene_id, claim_token=claim_token)
+    if scene is None:
+        return
+    generation = scene.generation
+    try:
+        with tempfile.TemporaryDirectory(prefix="genvault-scene-") as workdir:
+            request = ItemRequest(
+                kind=generation.kind,
+                model=generation.provider_model,
+                variant_label=scene.variant.label,
+                number=scene.number,
+                prompt=scene.prompt,
+                attempt=scene.attempts,
+                parameters=generation.input,
+                workdir=Path(workdir),
+                checkpoint=_cancel_checkpoint(generation.id),
+            )
+            produced = get_provider(generation.provider).produce(request)
+            result = _store(scene, produced, Path(workdir))
+    except Cancelled:
+        scene_stop_cancelled(scene=scene, claim_token=claim_token)
+        return
+    except GenerationError as exc:
+        _record_failure(scene, claim_token, exc)
+        return
+    except SoftTimeLimitExceeded:
+        _record_failure(
+            scene,
+            claim_token,
+            GenerationError(ErrorCode.PROVIDER_TIMEOUT, "The item took longer than allowed."),
+        )
+        return
+    except Exception as exc:
+        logger.exception("Scene %s failed unexpectedly", scene_id)
+        _record_failure(
+            scene,
+            claim_token,
+            GenerationError(ErrorCode.INTERNAL, f"Unexpected error: {type(exc).__name__}."),
+        )
+        return
+    if not scene_complete(scene=scene, claim_token=claim_token, result=result):
+        logger.info("Scene %s was taken over while rendering; its result is not counted", scene_id)
+
+
+def _record_failure(scene: Scene, claim_token: str, error: GenerationError) -> None:
+    delay = scene_fail(scene=scene, claim_token=claim_token, error=error)
+    if delay is not None:
+        dispatch_scenes([scene.id], countdown=delay)
+
+
+def _cancel_checkpoint(generation_id: UUID) -> Callable[[], None]:
+    """A checkpoint that raises Cancelled once the generation is cancelled, asking the
+    database at most every CANCEL_CHECK_INTERVAL_SECONDS."""
+    next_check = 0.0
+
+    def checkpoint() -> None:
+        nonlocal next_check
+        if time.monotonic() < next_check:
+            return
+        next_check = time.monotonic() + CANCEL_CHECK_INTERVAL_SECONDS
+        if Generation.objects.filter(id=generation_id, status=GenerationStatus.CANCELLED).exists():
+            raise Cancelled()
+
+    return checkpoint
+
+
+def _store(scene: Scene, produced: ProducedItem, workdir: Path) -> SceneResult:
+    kind = scene.generation.kind
+    label = scene.variant.label
+    key = asset_key(
+        generation_id=scene.generation_id,
+        variant_label=label,
+        number=scene.number,
+        kind=kind,
+        extension=produced.extension,
+    )
+    thumb_key = thumbnail_key(
+        generation_id=scene.generation_id, variant_label=label, number=scene.number, kind=kind
+    )
+    thumb_path = workdir / Path(thumb_key).name
+    try:
+        info = media.probe(produced.path)
+        if kind == GenerationKind.VIDEO_AD:
+            media.video_thumbnail(produced.path, thumb_path)
+        elif kind == GenerationKind.SPEECH:
+            media.waveform_png(produced.path, thumb_path)
+        else:
+            media.image_thumbnail(produced.path, thumb_path)
+    except media.MediaError as exc:
+        raise GenerationError(
+            ErrorCode.PROVIDER_ERROR, f"The provider returned unreadable media: {exc}"
+        ) from exc
+    try:
+        object_save(key=key, content=produced.path)
+        object_save(key=thumb_key, content=thumb_path)
+    except StorageUnavailable as exc:
+        raise GenerationError(ErrorCode.STORAGE_UNAVAILABLE, str(exc)) from exc
+    return SceneResult(
+        asset_key=key,
+        thumbnail_key=thumb_key,
+        content_type=info.content_type,
+        file_size=info.file_size,
+        checksum=info.checksum,
+        duration_seconds=info.duration_seconds,
+        width=info.width,
+        height=info.height,
+        cost=produced.cost,
+        provider_job_id=produced.provider_job_id,
+        provider_status=produced.provider_status,
+    )
+
+
+def recover_stuck_work() -> dict[str, int]:
+    """Requeue or fail scenes whose worker was lost, and re-enqueue work whose message was
+    lost (generations still pending, stages never finished, queued scenes never taken)."""
+    now = timezone.now()
+    lease_start = now - timedelta(seconds=settings.SCENE_LEASE_SECONDS)
+    requeued, lost = [], 0
+    stale = Scene.objects.filter(
+        status=SceneStatus.PROCESSING, started_at__lt=lease_start
+    ).values_list("id", flat=True)[:RECOVERY_BATCH_SIZE]
+    for scene_id in stale:
+        if scene_recover_lost(scene_id=scene_id, started_before=lease_start):
+            requeued.append(scene_id)
+        else:
+            lost += 1
+    dispatch_scenes(requeued)
+
+    pending = list(
+        Generation.objects.filter(
+            status=GenerationStatus.PENDING,
+            created_at__lt=now - timedelta(seconds=settings.PENDING_REDISPATCH_SECONDS),
+        ).values_list("id", flat=True)[:RECOVERY_BATCH_SIZE]
+    )
+    unprepared = list(
+        Generation.objects.filter(
+            status=GenerationStatus.PROCESSING, updated_at__lt=lease_start, metadata__prompts={}
+        ).values_list("id", flat=True)[:RECOVERY_BATCH_SIZE]
+    )
+    for generation_id in pending + unprepared:
+        dispatch_generation(generation_id)
+
+    forgotten = list(
+        Scene.objects.filter(
+            status=SceneStatus.QUEUED,
+            queued_at__lt=lease_start,
+            generation__status=GenerationStatus.PROCESSING,
+        )
+        # Scenes of a generation whose stages never finished have no prompt yet; the
+        # generation's own redispatch above renders them once the stages are done.
+        .exclude(generation__metadata__prompts={})
+        .values_list("id", flat=True)[:RECOVERY_BATCH_SIZE]
+    )
+    dispatch_scenes(forgotten)
+    return {
+        "requeued_scenes": len(requeued),
+        "lost_scenes": lost,
+        "redispatched_generations": len(pending) + len(unprepared),
+        "redispatched_scenes": len(forgotten),
+    }

@@ -1,0 +1,120 @@
+"""The built-in provider: renders real media offline, deterministically, so that the
+whole pipeline runs and can be demonstrated without a paid service.
+
+Failure injection in the input (`fail_scenes`, `transient_fail_scenes`, `fail_rate`,
+`delay_ms`) makes partial success, retries and cancellation reproducible.
+"""
+
+import hashlib
+import time
+from decimal import Decimal
+
+from generations.errors import ErrorCode, GenerationError
+from generations.models import GenerationKind
+from generations.providers.base import ItemRequest, ProducedItem, Provider
+from generations.providers.local_render import render_image, render_speech, render_video
+from storage.media import probe
+
+_DELAY_STEP_SECONDS = 0.1
+
+
+class LocalProvider(Provider):
+    name = "local"
+    default_model = "local-render-1"
+    prices = {
+        "local-render-1": {
+            GenerationKind.VIDEO_AD: Decimal("0.0100"),
+            GenerationKind.SPEECH: Decimal("0.0150"),
+            GenerationKind.IMAGE: Decimal("0.0200"),
+        }
+    }
+
+    def produce(self, request: ItemRequest) -> ProducedItem:
+        self._wait(request)
+        self._inject_failures(request)
+        seed = _item_seed(request)
+        parameters = request.parameters
+        if request.kind == GenerationKind.VIDEO_AD:
+            target = request.workdir / "scene.mp4"
+            render_video(
+                target,
+                prompt=request.prompt,
+                label=request.variant_label,
+                seed=seed,
+                duration_seconds=float(parameters["scene_seconds"]),
+                width=int(parameters["width"]),
+                height=int(parameters["height"]),
+                fps=int(parameters["fps"]),
+                checkpoint=request.checkpoint,
+            )
+            units = Decimal(str(probe(target).duration_seconds or 0)).quantize(Decimal("0.001"))
+        elif request.kind == GenerationKind.SPEECH:
+            target = request.workdir / "track.wav"
+            render_speech(
+                target,
+                text=request.prompt,
+                seed=seed,
+                words_per_minute=int(parameters["words_per_minute"]),
+                checkpoint=request.checkpoint,
+            )
+            units = Decimal(len(request.prompt)) / 1000
+        else:
+            target = request.workdir / "image.png"
+            render_image(
+                target,
+                prompt=request.prompt,
+                label=request.variant_label,
+                seed=seed,
+                width=int(parameters["width"]),
+                height=int(parameters["height"]),
+                checkpoint=request.checkpoint,
+            )
+            units = Decimal(1)
+        price = self.unit_price(model=request.model, kind=request.kind)
+        return ProducedItem(
+            path=target,
+            extension=target.suffix.lstrip("."),
+            cost=(units * price).quantize(Decimal("0.0001")),
+            provider_job_id=f"local-{seed:08x}-{request.attempt}",
+        )
+
+    def _wait(self, request: ItemRequest) -> None:
+        remaining = int(request.parameters.get("delay_ms", 0)) / 1000
+        while remaining > 0:
+            request.checkpoint()
+            step = min(_DELAY_STEP_SECONDS, remaining)
+            time.sleep(step)
+            remaining -= step
+        request.checkpoint()
+
+    def _inject_failures(self, request: ItemRequest) -> None:
+        parameters = request.parameters
+        refs = {str(request.number), f"{request.variant_label}:{request.number}"}
+        ref = f"{request.variant_label}:{request.number}"
+        if refs & set(parameters.get("transient_fail_scenes", [])) and request.attempt == 1:
+            raise GenerationError(
+                ErrorCode.PROVIDER_TIMEOUT, f"Injected timeout for {ref} (transient_fail_scenes)."
+            )
+        if refs & set(parameters.get("fail_scenes", [])) and request.attempt <= int(
+            parameters.get("fail_attempts", 1)
+        ):
+            raise GenerationError(
+                ErrorCode.PROVIDER_REJECTED, f"Injected failure for {ref} (fail_scenes)."
+            )
+        fail_rate = float(parameters.get("fail_rate", 0))
+        if fail_rate and _unit_interval(parameters["seed"], ref, request.attempt) < fail_rate:
+            raise GenerationError(
+                ErrorCode.PROVIDER_REJECTED, f"Injected failure for {ref} (fail_rate)."
+            )
+
+
+def _item_seed(request: ItemRequest) -> int:
+    digest = hashlib.sha256(
+        f"{request.parameters['seed']}:{request.variant_label}:{request.number}".encode()
+    ).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def _unit_interval(*parts: object) -> float:
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64

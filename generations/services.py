@@ -1,0 +1,341 @@
+"""Writes behind every user action on a generation: create, cancel, retry, regenerate,
+delete, restore and purge. The API, the pages, the admin and the commands all call these.
+"""
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import IO, Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from generations.dispatch import dispatch_generation
+from generations.errors import ActionRefused, ErrorCode, InputError
+from generations.inputs import items_per_variant, normalise_input
+from generations.models import (
+    Generation,
+    GenerationKind,
+    GenerationMetadata,
+    Scene,
+    SourceType,
+    Variant,
+)
+from generations.progress import elapsed_seconds, finalize_if_ended
+from generations.providers import PROVIDERS, get_provider
+from generations.states import (
+    ACTIVE_GENERATION_STATUSES,
+    GenerationStatus,
+    SceneStatus,
+    can_transition,
+    rollup_status,
+)
+from storage.keys import generation_prefix, source_key
+from storage.services import object_open, object_save, prefix_delete
+
+TITLE_LENGTH = 80
+PURGE_BATCH_SIZE = 200
+
+
+def generation_create(
+    *,
+    owner: User,
+    kind: str,
+    input: Mapping[str, Any],
+    title: str = "",
+    provider: str | None = None,
+    model: str | None = None,
+    source_file: IO[bytes] | None = None,
+    source_filename: str = "",
+    parent: Generation | None = None,
+) -> Generation:
+    """Validate, estimate, record the generation with its variants, scenes and metadata as
+    pending, and enqueue it once the transaction commits. Raises InputError."""
+    snapshot = normalise_input(kind, dict(input), has_upload=source_file is not None)
+    provider_name = provider or settings.GENVAULT_DEFAULT_PROVIDER
+    if provider_name not in PROVIDERS:
+        raise InputError({"provider": [f"Unknown provider; use one of {', '.join(PROVIDERS)}."]})
+    backend = get_provider(provider_name)
+    model_name = model or backend.default_model
+    if model_name not in backend.prices:
+        raise InputError({"model": [f"Unknown model; use one of {', '.join(backend.prices)}."]})
+    snapshot.update(provider=provider_name, model=model_name)
+
+    prompts = items_per_variant(kind, snapshot)
+    labels: list[str] = snapshot["variants"]
+    estimate = sum(
+        (
+            backend.estimate_cost(model=model_name, kind=kind, parameters=snapshot, prompts=prompts)
+            for _ in labels
+        ),
+        Decimal(0),
+    )
+    prompt = str(snapshot.get("text") or snapshot.get("prompt") or "")
+    now = timezone.now()
+    with transaction.atomic():
+        generation = Generation.objects.create(
+            owner=owner,
+            kind=kind,
+            title=(title.strip() or _default_title(kind, prompt))[:200],
+            prompt=prompt,
+            input=snapshot,
+            provider=provider_name,
+            provider_model=model_name,
+            source_url=snapshot.get("source_url", ""),
+            source_type=_source_type(snapshot, source_file),
+            total_items=len(labels) * len(prompts),
+            cost_estimate=estimate,
+            parent=parent,
+        )
+        if source_file is not None:
+            key = source_key(generation_id=generation.id, filename=source_filename)
+            object_save(key=key, content=source_file)
+            generation.input = {**snapshot, "source_key": key}
+            generation.save(update_fields=["input"])
+        variants = Variant.objects.bulk_create(
+            Variant(
+                generation=generation, label=label, position=position, total_scenes=len(prompts)
+            )
+            for position, label in enumerate(labels)
+        )
+        Scene.objects.bulk_create(
+            Scene(
+                generation=generation,
+                variant=variant,
+                number=number,
+                prompt=item_prompt,
+                queued_at=now,
+            )
+            for variant in variants
+            for number, item_prompt in enumerate(prompts, start=1)
+        )
+        GenerationMetadata.objects.create(generation=generation)
+        dispatch_generation(generation.id)
+    return generation
+
+
+def _default_title(kind: str, prompt: str) -> str:
+    text = " ".join(prompt.split())
+    if not text:
+        return f"{GenerationKind(kind).label} from source"
+    return text if len(text) <= TITLE_LENGTH else text[: TITLE_LENGTH - 1].rstrip() + "…"
+
+
+def _source_type(snapshot: Mapping[str, Any], source_file: IO[bytes] | None) -> str:
+    if source_file is not None:
+        return SourceType.UPLOAD
+    return SourceType.URL if snapshot.get("source_url") else SourceType.NONE
+
+
+def generation_cancel(*, generation: Generation) -> Generation:
+    """Cancel a pending or processing generation: queued items are cancelled now, running
+    ones stop at their next checkpoint. Raises ActionRefused once it has ended."""
+    if not can_transition(generation.status, GenerationStatus.CANCELLED):
+        raise ActionRefused(
+            f"This generation is already {generation.get_status_display().lower()}; "
+            "only pending or processing generations can be cancelled."
+        )
+    now = timezone.now()
+    variant_ids = list(generation.variants.values_list("id", flat=True))
+    with transaction.atomic():
+        cancelled = 0
+        for variant_id in variant_ids:
+            count = Scene.objects.filter(variant_id=variant_id, status=SceneStatus.QUEUED).update(
+                status=SceneStatus.CANCELLED,
+                completed_at=now,
+                updated_at=now,
+                error_code=ErrorCode.CANCELLED,
+                error_message="Cancelled before it started.",
+            )
+            if count:
+                Variant.objects.filter(id=variant_id).update(
+                    scenes_cancelled=F("scenes_cancelled") + count, updated_at=now
+                )
+            cancelled += count
+        if not Generation.objects.filter(
+            id=generation.id, status__in=ACTIVE_GENERATION_STATUSES
+        ).update(
+            status=GenerationStatus.CANCELLED,
+            cancelled_items=F("cancelled_items") + cancelled,
+            completed_at=now,
+            updated_at=now,
+            generation_time_seconds=elapsed_seconds(generation, now),
+            error_code=ErrorCode.CANCELLED,
+            error_message="Cancelled by its owner.",
+        ):
+            raise ActionRefused("This generation ended before it could be cancelled.")
+        finalize_if_ended(generation_id=generation.id, variant_ids=variant_ids, now=now)
+    generation.refresh_from_db()
+    return generation
+
+
+def generation_retry(*, generation: Generation) -> int:
+    """Run again every item that failed or was cancelled, keeping the completed ones.
+    Returns how many items were queued; raises ActionRefused when there is nothing to do."""
+    if generation.deleted_at is not None:
+        raise ActionRefused("This generation is in the trash; restore it first.")
+    if generation.status == GenerationStatus.PENDING or not can_transition(
+        generation.status, GenerationStatus.PROCESSING
+    ):
+        raise ActionRefused(
+            f"A {generation.get_status_display().lower()} generation has nothing to retry."
+        )
+    if generation.scenes.filter(status=SceneStatus.PROCESSING).exists():
+        raise ActionRefused("Some items are still stopping; try again in a moment.")
+    now = timezone.now()
+    reset = {
+        "status": SceneStatus.QUEUED,
+        "claim_token": "",
+        "queued_at": now,
+        "started_at": None,
+        "completed_at": None,
+        "updated_at": now,
+        "error_code": "",
+        "error_message": "",
+    }
+    with transaction.atomic():
+        failed_total = cancelled_total = 0
+        for variant in generation.variants.all():
+            scenes = Scene.objects.filter(variant_id=variant.id)
+            failed = scenes.filter(status=SceneStatus.FAILED).update(**reset)
+            cancelled = scenes.filter(status=SceneStatus.CANCELLED).update(**reset)
+            if not failed + cancelled:
+                # Every item of this variant completed, but it may have ended cancelled
+                # because a cancel won; with the cancel undone, its counters decide.
+                Variant.objects.filter(id=variant.id).update(
+                    status=rollup_status(
+                        total=variant.total_scenes,
+                        completed=variant.scenes_completed,
+                        failed=0,
+                        cancelled=0,
+                    )
+                    or variant.status,
+                    updated_at=now,
+                )
+            else:
+                Variant.objects.filter(id=variant.id).update(
+                    scenes_failed=F("scenes_failed") - failed,
+                    scenes_cancelled=F("scenes_cancelled") - cancelled,
+                    status=GenerationStatus.PROCESSING,
+                    completed_at=None,
+                    updated_at=now,
+                    error_code="",
+                    error_message="",
+                )
+            failed_total += failed
+            cancelled_total += cancelled
+        if not failed_total + cancelled_total:
+            raise ActionRefused("Every item of this generation completed; nothing to retry.")
+        if not Generation.objects.filter(id=generation.id, status=generation.status).update(
+            status=GenerationStatus.PROCESSING,
+            failed_items=F("failed_items") - failed_total,
+            cancelled_items=F("cancelled_items") - cancelled_total,
+            started_at=now,
+            completed_at=None,
+            updated_at=now,
+            error_code="",
+            error_message="",
+        ):
+            raise ActionRefused("This generation changed meanwhile; reload and try again.")
+        dispatch_generation(generation.id)
+    generation.refresh_from_db()
+    return failed_total + cancelled_total
+
+
+def generation_regenerate(
+    *,
+    generation: Generation,
+    owner: User,
+    overrides: Mapping[str, Any] | None = None,
+) -> Generation:
+    """A new generation with the same input (and seed, so the same output) unless
+    `overrides` change it; its parent is `generation`."""
+    changes = dict(overrides or {})
+    title = str(changes.pop("title", generation.title))
+    provider = str(changes.pop("provider", generation.provider))
+    model = str(changes.pop("model", generation.provider_model))
+    derived = {"provider", "model", "source_key"}
+    raw = {k: v for k, v in generation.input.items() if k not in derived} | changes
+    source_key_value = generation.input.get("source_key")
+    if source_key_value and "source_url" not in changes:
+        with object_open(str(source_key_value)) as source:
+            return generation_create(
+                owner=owner,
+                kind=generation.kind,
+                input=raw,
+                title=title,
+                provider=provider,
+                model=model,
+                source_file=source,
+                source_filename=str(source_key_value),
+                parent=generation,
+            )
+    return generation_create(
+        owner=owner,
+        kind=generation.kind,
+        input=raw,
+        title=title,
+        provider=provider,
+        model=model,
+        parent=generation,
+    )
+
+
+def generation_delete(*, generation: Generation) -> Generation:
+    """Move to the trash (cancelling it first if it is still running). The purge removes
+    it for good after TRASH_RETENTION_DAYS."""
+    if generation.deleted_at is not None:
+        raise ActionRefused("This generation is already in the trash.")
+    if generation.status in ACTIVE_GENERATION_STATUSES:
+        generation_cancel(generation=generation)
+    Generation.objects.filter(id=generation.id, deleted_at__isnull=True).update(
+        deleted_at=timezone.now()
+    )
+    generation.refresh_from_db()
+    return generation
+
+
+def generation_restore(*, generation: Generation) -> Generation:
+    """Take a generation out of the trash while its retention period lasts."""
+    if generation.deleted_at is None:
+        raise ActionRefused("This generation is not in the trash.")
+    if generation.deleted_at < trash_cutoff():
+        raise ActionRefused("This generation has passed its retention period and will be purged.")
+    Generation.objects.filter(id=generation.id).update(deleted_at=None)
+    generation.refresh_from_db()
+    return generation
+
+
+def trash_cutoff(now: datetime | None = None) -> datetime:
+    """Generations deleted before this moment are past retention."""
+    return (now or timezone.now()) - timedelta(days=settings.TRASH_RETENTION_DAYS)
+
+
+def generations_purge_expired(
+    *, now: datetime | None = None, batch_size: int = PURGE_BATCH_SIZE
+) -> int:
+    """Remove generations past retention, their stored objects and their rows, in batches.
+    Objects go first, so a failure part-way leaves rows that the next purge retries rather
+    than objects that nothing points to; rows past retention are never shown meanwhile."""
+    cutoff = trash_cutoff(now)
+    purged = 0
+    while True:
+        ids = list(
+            Generation.objects.filter(deleted_at__lt=cutoff)
+            .order_by("deleted_at")
+            .values_list("id", flat=True)[:batch_size]
+        )
+        if not ids:
+            return purged
+        for generation_id in ids:
+            prefix_delete(generation_prefix(generation_id))
+        with transaction.atomic():
+            Generation.objects.filter(parent_id__in=ids).update(parent=None)
+            Scene.objects.filter(generation_id__in=ids).delete()
+            Variant.objects.filter(generation_id__in=ids).delete()
+            GenerationMetadata.objects.filter(generation_id__in=ids).delete()
+            Generation.objects.filter(id__in=ids).delete()
+        purged += len(ids)

@@ -1,0 +1,241 @@
+"""The stages around rendering: analysis, transformation, prompts and evaluation.
+
+Each stage returns the JSON saved to the generation's metadata. They are deterministic for
+the same input, so a stage repeated after a redelivery writes the same result again.
+"""
+
+import re
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from uuid import UUID
+
+from django.conf import settings
+from django.db.models import Count, Sum
+
+from generations.errors import ErrorCode, GenerationError
+from generations.models import Generation, GenerationKind, Scene, SourceType
+from generations.source_fetch import SourceRefused, fetch_source
+from generations.states import SceneStatus
+from storage import media
+from storage.keys import source_key, source_keyframe_key
+from storage.services import StorageUnavailable, object_open, object_save
+
+KEYFRAME_COUNT = 3
+DURATION_TOLERANCE_SECONDS = 0.25
+STORY_BEATS = ["Hook", "Problem", "Solution", "Proof", "Offer", "Call to action"]
+# Known variant labels map to an intensity; any other label sits in the middle.
+INTENSITY = {"soft": 0.25, "medium": 0.5, "aggressive": 0.75, "ultra": 1.0}
+# (highest intensity, tone, pacing), checked in order.
+TONES = [
+    (0.3, "gentle", "relaxed"),
+    (0.6, "confident", "steady"),
+    (0.85, "urgent", "brisk"),
+    (1.0, "bold", "rapid-fire"),
+]
+IMAGE_STYLES = ["soft natural light", "studio lighting", "high contrast", "vivid colour"]
+_WORD = re.compile(r"[A-Za-z][A-Za-z'-]+")
+_STOP_WORDS_TEXT = """a an and are as at be but by for from has have in into is it its of on or our
+that the their this to was were will with you your"""
+_STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
+
+
+# Analysis -------------------------------------------------------------------------------
+
+
+def analysis_of(generation: Generation, workdir: Path) -> dict[str, Any]:
+    """What the request is about: its text, and for a video ad with a source, the source
+    video's real facts and a few keyframes stored beside the generation."""
+    text = generation.input.get("text") or generation.prompt
+    result: dict[str, Any] = {"text": _text_analysis(str(text))}
+    if generation.kind == GenerationKind.VIDEO_AD and generation.source_type != SourceType.NONE:
+        result["source"] = _source_analysis(generation, workdir)
+    return result
+
+
+def _text_analysis(text: str) -> dict[str, Any]:
+    words = _WORD.findall(text)
+    terms = Counter(word.lower() for word in words if word.lower() not in _STOP_WORDS)
+    return {
+        "characters": len(text),
+        "words": len(words),
+        "sentences": max(len(re.findall(r"[.!?]+", text)), 1 if text.strip() else 0),
+        "key_terms": [term for term, _ in terms.most_common(8)],
+    }
+
+
+def _source_analysis(generation: Generation, workdir: Path) -> dict[str, Any]:
+    path, stored_key = _source_file(generation, workdir)
+    try:
+        info = media.probe(path)
+        if info.width is None:
+            raise media.MediaError("it has no video stream")
+        keyframes = media.keyframe_thumbnails(path, workdir / "keyframes", count=KEYFRAME_COUNT)
+    except media.MediaError as exc:
+        raise GenerationError(
+            ErrorCode.INVALID_INPUT, f"The source is not a readable video: {exc}"
+        ) from exc
+    keyframe_keys = []
+    for number, keyframe in enumerate(keyframes, start=1):
+        key = source_keyframe_key(generation_id=generation.id, number=number)
+        _save(key, keyframe)
+        keyframe_keys.append(key)
+    return {
+        "url": generation.source_url,
+        "type": generation.source_type,
+        "content_type": info.content_type,
+        "file_size": info.file_size,
+        "checksum": info.checksum,
+        "duration_seconds": info.duration_seconds,
+        "width": info.width,
+        "height": info.height,
+        "frame_rate": info.frame_rate,
+        "video_codec": info.video_codec,
+        "audio_codec": info.audio_codec,
+        "keyframes": keyframe_keys,
+        "stored_key": stored_key,
+    }
+
+
+def _source_file(generation: Generation, workdir: Path) -> tuple[Path, str]:
+    """The source video as a local file and the key of its stored copy: downloaded
+    (guarded) and stored for a URL, copied out of storage for an upload."""
+    target = workdir / "source"
+    if generation.source_type == SourceType.URL:
+        try:
+            fetched = fetch_source(
+                generation.source_url,
+                target,
+                max_bytes=settings.SOURCE_MAX_BYTES,
+                timeout_seconds=settings.SOURCE_FETCH_TIMEOUT_SECONDS,
+                allow_loopback=settings.SOURCE_FETCH_ALLOW_LOOPBACK,
+            )
+        except SourceRefused as exc:
+            raise GenerationError(ErrorCode.INVALID_INPUT, str(exc)) from exc
+        key = source_key(
+            generation_id=generation.id, filename=Path(urlsplit(fetched.final_url).path).name
+        )
+        _save(key, fetched.path)
+        return fetched.path, key
+    key = str(generation.input.get("source_key", ""))
+    try:
+        with object_open(key) as stored, target.open("wb") as local:
+            shutil.copyfileobj(stored, local, length=1024 * 1024)
+    except StorageUnavailable as exc:
+        raise GenerationError(ErrorCode.STORAGE_UNAVAILABLE, str(exc)) from exc
+    return target, key
+
+
+def _save(key: str, path: Path) -> None:
+    try:
+        object_save(key=key, content=path)
+    except StorageUnavailable as exc:
+        raise GenerationError(ErrorCode.STORAGE_UNAVAILABLE, str(exc)) from exc
+
+
+# Transformation and prompts -----------------------------------------------------------
+
+
+def transformation_of(generation: Generation) -> dict[str, Any]:
+    """How each variant departs from the base request: its intensity, tone and pacing."""
+    variants = {}
+    for label in generation.input["variants"]:
+        intensity = INTENSITY.get(label, 0.5)
+        tone, pacing = next((t, p) for limit, t, p in TONES if intensity <= limit)
+        variants[label] = {"intensity": intensity, "tone": tone, "pacing": pacing}
+    return {"variants": variants}
+
+
+def prompts_of(
+    generation: Generation, analysis: dict[str, Any], transformation: dict[str, Any]
+) -> dict[str, list[str]]:
+    """The prompt of every item, by variant label."""
+    snapshot = generation.input
+    labels: list[str] = snapshot["variants"]
+    if generation.kind == GenerationKind.SPEECH:
+        sections = list(
+            Scene.objects.filter(generation=generation, variant__position=0)
+            .order_by("number")
+            .values_list("prompt", flat=True)
+        )
+        return dict.fromkeys(labels, sections)
+    if generation.kind == GenerationKind.IMAGE:
+        count = int(snapshot["images_per_variant"])
+        return {
+            label: [
+                f"{generation.prompt}, {IMAGE_STYLES[(position + n) % len(IMAGE_STYLES)]}"
+                for n in range(count)
+            ]
+            for position, label in enumerate(labels)
+        }
+    subject = generation.prompt or _source_subject(analysis)
+    count = int(snapshot["scenes_per_variant"])
+    prompts = {}
+    for label in labels:
+        style = transformation["variants"][label]
+        prompts[label] = [
+            f"{STORY_BEATS[n % len(STORY_BEATS)]}: {subject}. "
+            f"{style['tone'].capitalize()} tone, {style['pacing']} pacing."
+            for n in range(count)
+        ]
+    return prompts
+
+
+def _source_subject(analysis: dict[str, Any]) -> str:
+    source = analysis.get("source", {})
+    return (
+        f"the product in the source video ({source.get('duration_seconds') or 0:.0f} s, "
+        f"{source.get('width')}x{source.get('height')})"
+    )
+
+
+# Evaluation ---------------------------------------------------------------------------
+
+
+def evaluation_of(generation_id: UUID) -> dict[str, Any]:
+    """Checks of what was actually produced, per variant and overall, from the stored
+    media facts."""
+    generation = Generation.objects.only("kind", "input").get(id=generation_id)
+    target_seconds = generation.input.get("scene_seconds")
+    per_variant = (
+        Scene.objects.filter(generation_id=generation_id)
+        .values("variant__label", "status")
+        .annotate(items=Count("id"), seconds=Sum("duration_seconds"), bytes=Sum("file_size"))
+        .order_by("variant__label", "status")
+    )
+    variants: dict[str, dict[str, Any]] = {}
+    for row in per_variant:
+        entry = variants.setdefault(
+            row["variant__label"],
+            {"completed": 0, "failed": 0, "cancelled": 0, "duration_seconds": 0.0, "bytes": 0},
+        )
+        if row["status"] in entry:
+            entry[row["status"]] = row["items"]
+        if row["status"] == SceneStatus.COMPLETED:
+            entry["duration_seconds"] = round(row["seconds"] or 0.0, 3)
+            entry["bytes"] = row["bytes"] or 0
+    off_target = []
+    if target_seconds is not None:
+        off_target = [
+            f"{label}:{number}"
+            for label, number, seconds in Scene.objects.filter(
+                generation_id=generation_id, status=SceneStatus.COMPLETED
+            ).values_list("variant__label", "number", "duration_seconds")
+            if seconds is None or abs(seconds - float(target_seconds)) > DURATION_TOLERANCE_SECONDS
+        ]
+    total = sum(v["completed"] + v["failed"] + v["cancelled"] for v in variants.values())
+    completed = sum(v["completed"] for v in variants.values())
+    failure_codes = Counter(
+        Scene.objects.filter(generation_id=generation_id, status=SceneStatus.FAILED).values_list(
+            "error_code", flat=True
+        )
+    )
+    return {
+        "variants": variants,
+        "success_rate": round(completed / total, 4) if total else 0.0,
+        "failure_codes": dict(failure_codes),
+        "durations_on_target": not off_target,
+        "off_target_items": off_target,
+    }

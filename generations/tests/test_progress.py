@@ -1,0 +1,628 @@
+"""Tests for `generations.progress`: claiming scenes, counting them once, and deciding the
+final status once, including under concurrent workers on PostgreSQL."""
+
+import threading
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from generations import pipeline, progress
+from generations.errors import ErrorCode, GenerationError
+from generations.models import Generation, GenerationMetadata, Scene, Variant
+from generations.progress import (
+    MAX_RETRY_DELAY_SECONDS,
+    SceneResult,
+    elapsed_seconds,
+    finalize_if_ended,
+    retry_delay,
+    scene_claim,
+    scene_complete,
+    scene_fail,
+    scene_recover_lost,
+    scene_stop_cancelled,
+)
+from generations.services import generation_cancel, generation_create
+from generations.states import GenerationStatus, SceneStatus
+
+pytestmark = pytest.mark.django_db
+
+SMALL_VIDEO = {
+    "prompt": "A bright kitchen, a family cooking pasta together",
+    "variants": ["soft", "bold"],
+    "scenes_per_variant": 2,
+    "scene_seconds": 1,
+    "width": 160,
+    "height": 90,
+    "fps": 12,
+}
+SCENE_COST = Decimal("0.0100")
+REJECTED = GenerationError(ErrorCode.PROVIDER_REJECTED, "The provider refused it.")
+TIMEOUT = GenerationError(ErrorCode.PROVIDER_TIMEOUT, "The provider did not answer.")
+
+
+@pytest.fixture
+def evaluations(monkeypatch):
+    """The generation ids the final evaluation ran for, one entry per run."""
+    calls = []
+    original = progress.evaluation_of
+
+    def evaluation_of(generation_id):
+        calls.append(generation_id)
+        return original(generation_id)
+
+    monkeypatch.setattr(progress, "evaluation_of", evaluation_of)
+    return calls
+
+
+def _processing(owner, **overrides):
+    """A generation whose stages have run, with every scene queued."""
+    generation = generation_create(owner=owner, kind="video_ad", input={**SMALL_VIDEO, **overrides})
+    pipeline.generation_prepare(generation_id=generation.id)
+    generation.refresh_from_db()
+    return generation
+
+
+def _scenes(generation):
+    return list(
+        Scene.objects.filter(generation=generation)
+        .select_related("variant")
+        .order_by("variant__position", "number")
+    )
+
+
+def _result(scene):
+    return SceneResult(
+        asset_key=f"generations/{scene.generation_id}/{scene.variant.label}/scene_{scene.number}.mp4",
+        thumbnail_key=f"generations/{scene.generation_id}/{scene.variant.label}/"
+        f"scene_{scene.number}_thumb.jpg",
+        content_type="video/mp4",
+        file_size=1000,
+        checksum="a" * 64,
+        duration_seconds=1.0,
+        width=160,
+        height=90,
+        cost=SCENE_COST,
+        provider_job_id=f"job-{scene.number}",
+        provider_status="succeeded",
+    )
+
+
+def _complete(scene, delivery="w1"):
+    claimed = scene_claim(scene_id=scene.id, claim_token=delivery)
+    assert claimed is not None
+    assert scene_complete(scene=claimed, claim_token=delivery, result=_result(claimed))
+    return claimed
+
+
+def _fail(scene, delivery="w1", error=REJECTED):
+    claimed = scene_claim(scene_id=scene.id, claim_token=delivery)
+    assert claimed is not None
+    return scene_fail(scene=claimed, claim_token=delivery, error=error)
+
+
+def _assert_counters_match_scenes(generation):
+    generation.refresh_from_db()
+    scenes = Scene.objects.filter(generation=generation)
+    assert generation.completed_items == scenes.filter(status=SceneStatus.COMPLETED).count()
+    assert generation.failed_items == scenes.filter(status=SceneStatus.FAILED).count()
+    assert generation.cancelled_items == scenes.filter(status=SceneStatus.CANCELLED).count()
+    assert generation.actual_cost == sum(
+        (scene.cost for scene in scenes.filter(status=SceneStatus.COMPLETED)), Decimal(0)
+    )
+    for variant in Variant.objects.filter(generation=generation):
+        mine = scenes.filter(variant=variant)
+        assert variant.scenes_completed == mine.filter(status=SceneStatus.COMPLETED).count()
+        assert variant.scenes_failed == mine.filter(status=SceneStatus.FAILED).count()
+        assert variant.scenes_cancelled == mine.filter(status=SceneStatus.CANCELLED).count()
+
+
+# Claiming --------------------------------------------------------------------------------
+
+
+def test_claim_takes_a_queued_scene(owner):
+    generation = _processing(owner)
+    scene = _scenes(generation)[0]
+
+    claimed = scene_claim(scene_id=scene.id, claim_token="delivery-1")
+
+    assert claimed.id == scene.id
+    assert claimed.status == SceneStatus.PROCESSING
+    assert claimed.claim_token == "delivery-1"
+    assert claimed.attempts == 1
+    assert claimed.started_at is not None
+    assert claimed.generation.id == generation.id
+    variant = Variant.objects.get(id=scene.variant_id)
+    assert variant.status == GenerationStatus.PROCESSING
+    assert variant.started_at is not None
+
+
+def test_claim_is_exclusive(owner):
+    scene = _scenes(_processing(owner))[0]
+    scene_claim(scene_id=scene.id, claim_token="delivery-1")
+
+    assert scene_claim(scene_id=scene.id, claim_token="delivery-2") is None
+
+    scene.refresh_from_db()
+    assert scene.claim_token == "delivery-1"
+    assert scene.attempts == 1
+
+
+def test_same_token_can_reclaim_a_processing_scene(owner):
+    scene = _scenes(_processing(owner))[0]
+    first = scene_claim(scene_id=scene.id, claim_token="delivery-1")
+
+    again = scene_claim(scene_id=scene.id, claim_token="delivery-1")
+
+    assert again is not None
+    assert again.status == SceneStatus.PROCESSING
+    assert again.attempts == 2
+    assert again.started_at >= first.started_at
+
+
+@pytest.mark.parametrize("end", ["complete", "fail", "cancel"])
+def test_ended_scene_cannot_be_claimed(owner, end):
+    generation = _processing(owner)
+    scene = _scenes(generation)[0]
+    if end == "complete":
+        _complete(scene)
+    elif end == "fail":
+        _fail(scene)
+    else:
+        generation_cancel(generation=generation)
+
+    assert scene_claim(scene_id=scene.id, claim_token="w1") is None
+    assert scene_claim(scene_id=scene.id, claim_token="w2") is None
+
+
+# Counting once ---------------------------------------------------------------------------
+
+
+def test_complete_is_counted_once(owner):
+    generation = _processing(owner)
+    scene = _complete(_scenes(generation)[0])
+
+    assert not scene_complete(scene=scene, claim_token="w1", result=_result(scene))
+
+    generation.refresh_from_db()
+    assert generation.completed_items == 1
+    assert generation.actual_cost == SCENE_COST
+    variant = Variant.objects.get(id=scene.variant_id)
+    assert variant.scenes_completed == 1
+    scene.refresh_from_db()
+    assert scene.status == SceneStatus.COMPLETED
+    assert scene.asset_key.endswith("/soft/scene_1.mp4")
+    assert (scene.width, scene.height, scene.duration_seconds) == (160, 90, 1.0)
+    assert scene.completed_at is not None
+    _assert_counters_match_scenes(generation)
+
+
+def test_complete_by_another_delivery_is_not_counted(owner):
+    generation = _processing(owner)
+    scene = scene_claim(scene_id=_scenes(generation)[0].id, claim_token="w1")
+
+    assert not scene_complete(scene=scene, claim_token="w2", result=_result(scene))
+
+    scene.refresh_from_db()
+    assert scene.status == SceneStatus.PROCESSING
+    generation.refresh_from_db()
+    assert generation.completed_items == 0
+
+
+def test_permanent_failure_is_counted_once(owner):
+    generation = _processing(owner)
+    scene = _scenes(generation)[0]
+    claimed = scene_claim(scene_id=scene.id, claim_token="w1")
+
+    assert scene_fail(scene=claimed, claim_token="w1", error=REJECTED) is None
+    assert scene_fail(scene=claimed, claim_token="w1", error=REJECTED) is None
+
+    scene.refresh_from_db()
+    assert scene.status == SceneStatus.FAILED
+    assert scene.error_code == ErrorCode.PROVIDER_REJECTED
+    assert scene.error_message == REJECTED.message
+    assert scene.completed_at is not None
+    generation.refresh_from_db()
+    assert generation.failed_items == 1
+    _assert_counters_match_scenes(generation)
+
+
+def test_stop_cancelled_by_another_delivery_is_not_counted(owner):
+    generation = _processing(owner)
+    scene = scene_claim(scene_id=_scenes(generation)[0].id, claim_token="w1")
+    generation_cancel(generation=generation)
+
+    scene_stop_cancelled(scene=scene, claim_token="w2")
+
+    scene.refresh_from_db()
+    assert scene.status == SceneStatus.PROCESSING
+    _assert_counters_match_scenes(generation)
+
+
+@pytest.mark.parametrize(
+    "error", [TIMEOUT, GenerationError(ErrorCode.STORAGE_UNAVAILABLE, "S3 is down.")]
+)
+def test_retryable_error_requeues_until_attempts_run_out(owner, settings, error):
+    settings.SCENE_MAX_ATTEMPTS = 3
+    settings.SCENE_RETRY_BACKOFF_SECONDS = 2
+    generation = _processing(owner)
+    scene = _scenes(generation)[0]
+
+    delays = []
+    for attempt in (1, 2):
+        claimed = scene_claim(scene_id=scene.id, claim_token=f"delivery-{attempt}")
+        assert claimed.attempts == attempt
+        delays.append(scene_fail(scene=claimed, claim_token=f"delivery-{attempt}", error=error))
+        scene.refresh_from_db()
+        assert scene.status == SceneStatus.QUEUED
+        assert scene.claim_token == ""
+        assert scene.error_code == error.code
+        assert scene.completed_at is None
+        generation.refresh_from_db()
+        assert generation.failed_items == 0
+
+    assert 1.6 <= delays[0] <= 2.4
+    assert 3.2 <= delays[1] <= 4.8
+
+    claimed = scene_claim(scene_id=scene.id, claim_token="delivery-3")
+    assert scene_fail(scene=claimed, claim_token="delivery-3", error=error) is None
+
+    scene.refresh_from_db()
+    assert scene.status == SceneStatus.FAILED
+    assert scene.attempts == 3
+    assert scene.error_code == error.code
+    generation.refresh_from_db()
+    assert generation.failed_items == 1
+    _assert_counters_match_scenes(generation)
+
+
+def test_non_retryable_error_fails_at_the_first_attempt(owner, settings):
+    settings.SCENE_MAX_ATTEMPTS = 3
+    generation = _processing(owner)
+    scene = _scenes(generation)[0]
+
+    assert _fail(scene, error=GenerationError(ErrorCode.INTERNAL, "Unexpected error.")) is None
+
+    scene.refresh_from_db()
+    assert scene.status == SceneStatus.FAILED
+    assert scene.attempts == 1
+
+
+def test_retryable_error_of_a_taken_scene_is_ignored(owner):
+    generation = _processing(owner)
+    scene = scene_claim(scene_id=_scenes(generation)[0].id, claim_token="w1")
+
+    assert scene_fail(scene=scene, claim_token="w2", error=TIMEOUT) is None
+
+    scene.refresh_from_db()
+    assert scene.status == SceneStatus.PROCESSING
+    assert scene.claim_token == "w1"
+
+
+# Final status ----------------------------------------------------------------------------
+
+
+def test_all_completed_ends_completed(owner, evaluations):
+    generation = _processing(owner)
+    scenes = _scenes(generation)
+    for scene in scenes[:-1]:
+        _complete(scene)
+    generation.refresh_from_db()
+    assert generation.status == GenerationStatus.PROCESSING
+    assert generation.completed_at is None
+    assert GenerationMetadata.objects.get(generation=generation).evaluation == {}
+    assert evaluations == []
+
+    _complete(scenes[-1])
+
+    generation.refresh_from_db()
+    assert generation.status == GenerationStatus.COMPLETED
+    assert generation.completed_at is not None
+    assert generation.generation_time_seconds > 0
+    assert generation.error_code == generation.error_message == ""
+    assert generation.actual_cost == SCENE_COST * 4
+    assert evaluations == [generation.id]
+    assert set(Variant.objects.filter(generation=generation).values_list("status", flat=True)) == {
+        GenerationStatus.COMPLETED
+    }
+    assert all(
+        variant.completed_at is not None
+        for variant in Variant.objects.filter(generation=generation)
+    )
+    _assert_counters_match_scenes(generation)
+
+
+def test_some_failed_ends_partial_success(owner):
+    generation = _processing(owner)
+    soft_1, soft_2, bold_1, bold_2 = _scenes(generation)
+    _complete(soft_1)
+    _complete(soft_2)
+    _complete(bold_1)
+    _fail(bold_2)
+
+    generation.refresh_from_db()
+    assert generation.status == GenerationStatus.PARTIAL_SUCCESS
+    assert generation.completed_at is not None
+    assert generation.generation_time_seconds > 0
+    assert generation.error_code == ErrorCode.PROVIDER_REJECTED
+    assert generation.error_message.startswith("1 item(s) failed.")
+    assert dict(Variant.objects.filter(generation=generation).values_list("label", "status")) == {
+        "soft": GenerationStatus.COMPLETED,
+        "bold": GenerationStatus.PARTIAL_SUCCESS,
+    }
+    _assert_counters_match_scenes(generation)
+
+
+def test_none_completed_ends_failed(owner):
+    generation = _processing(owner)
+    scenes = _scenes(generation)
+    _fail(scenes[0], error=GenerationError(ErrorCode.INTERNAL, "Boom."))
+    for scene in scenes[1:]:
+        _fail(scene)
+
+    generation.refresh_from_db()
+    assert generation.status == GenerationStatus.FAILED
+    assert generation.completed_at is not None
+    assert generation.generation_time_seconds > 0
+    assert generation.error_code == ErrorCode.PROVIDER_REJECTED
+    assert generation.error_message.startswith("4 item(s) failed.")
+    assert set(Variant.objects.filter(generation=generation).values_list("status", flat=True)) == {
+        GenerationStatus.FAILED
+    }
+    _assert_counters_match_scenes(generation)
+
+
+def test_cancel_wins_over_completed_items(owner, evaluations):
+    generation = _processing(owner)
+    scenes = _scenes(generation)
+    _complete(scenes[0])
+    running = [scene_claim(scene_id=scene.id, claim_token="w1") for scene in scenes[1:]]
+    generation_cancel(generation=generation)
+
+    for scene in running:
+        scene_stop_cancelled(scene=scene, claim_token="w1")
+
+    generation.refresh_from_db()
+    assert generation.status == GenerationStatus.CANCELLED
+    assert (generation.completed_items, generation.cancelled_items) == (1, 3)
+    assert generation.completed_at is not None
+    assert generation.generation_time_seconds > 0
+    assert set(Variant.objects.filter(generation=generation).values_list("status", flat=True)) == {
+        GenerationStatus.CANCELLED
+    }
+    _assert_counters_match_scenes(generation)
+
+
+def test_final_status_is_decided_once(owner, evaluations):
+    generation = _processing(owner, variants=["soft"], scenes_per_variant=1)
+    scene = _complete(_scenes(generation)[0])
+    generation.refresh_from_db()
+    decided = (generation.status, generation.completed_at, generation.generation_time_seconds)
+
+    # A late duplicate of the last event, and a second roll-up, change nothing.
+    assert not scene_complete(scene=scene, claim_token="w1", result=_result(scene))
+    finalize_if_ended(
+        generation_id=generation.id,
+        variant_ids=[scene.variant_id],
+        now=timezone.now() + timedelta(hours=1),
+    )
+
+    generation.refresh_from_db()
+    assert (
+        generation.status,
+        generation.completed_at,
+        generation.generation_time_seconds,
+    ) == decided
+    assert evaluations == [generation.id]
+    variant = Variant.objects.get(id=scene.variant_id)
+    assert variant.completed_at <= decided[1]
+
+
+def test_evaluation_is_saved_at_the_end(owner):
+    generation = _processing(owner)
+    soft_1, soft_2, bold_1, bold_2 = _scenes(generation)
+    _complete(soft_1)
+    _complete(soft_2)
+    _complete(bold_1)
+    assert GenerationMetadata.objects.get(generation=generation).evaluation == {}
+
+    _fail(bold_2)
+
+    evaluation = GenerationMetadata.objects.get(generation=generation).evaluation
+    assert evaluation["success_rate"] == 0.75
+    assert evaluation["failure_codes"] == {ErrorCode.PROVIDER_REJECTED: 1}
+    assert evaluation["variants"]["soft"] == {
+        "completed": 2,
+        "failed": 0,
+        "cancelled": 0,
+        "duration_seconds": 2.0,
+        "bytes": 2000,
+    }
+    assert evaluation["variants"]["bold"]["completed"] == 1
+    assert evaluation["variants"]["bold"]["failed"] == 1
+    assert evaluation["durations_on_target"] is True
+    assert evaluation["off_target_items"] == []
+
+
+# Lost workers ----------------------------------------------------------------------------
+
+
+def _age(scene, seconds):
+    Scene.objects.filter(id=scene.id).update(started_at=timezone.now() - timedelta(seconds=seconds))
+
+
+def test_lost_scene_is_requeued_then_failed_as_worker_lost(owner, settings):
+    settings.SCENE_MAX_ATTEMPTS = 3
+    generation = _processing(owner)
+    scene = _scenes(generation)[0]
+
+    for attempt in (1, 2):
+        scene_claim(scene_id=scene.id, claim_token=f"delivery-{attempt}")
+        _age(scene, 3600)
+        before = timezone.now()
+        assert scene_recover_lost(scene_id=scene.id, started_before=timezone.now()) is True
+        scene.refresh_from_db()
+        assert scene.status == SceneStatus.QUEUED
+        assert scene.claim_token == ""
+        assert scene.queued_at >= before
+        assert scene.attempts == attempt
+        generation.refresh_from_db()
+        assert generation.failed_items == 0
+
+    scene_claim(scene_id=scene.id, claim_token="delivery-3")
+    _age(scene, 3600)
+    assert scene_recover_lost(scene_id=scene.id, started_before=timezone.now()) is False
+
+    scene.refresh_from_db()
+    assert scene.status == SceneStatus.FAILED
+    assert scene.error_code == ErrorCode.WORKER_LOST
+    assert "3 times" in scene.error_message
+    generation.refresh_from_db()
+    assert generation.failed_items == 1
+    _assert_counters_match_scenes(generation)
+
+
+def test_recent_scene_is_not_recovered(owner):
+    generation = _processing(owner)
+    scene = _scenes(generation)[0]
+    scene_claim(scene_id=scene.id, claim_token="w1")
+
+    lease_start = timezone.now() - timedelta(seconds=900)
+    assert scene_recover_lost(scene_id=scene.id, started_before=lease_start) is False
+
+    scene.refresh_from_db()
+    assert scene.status == SceneStatus.PROCESSING
+    assert scene.claim_token == "w1"
+    generation.refresh_from_db()
+    assert generation.failed_items == 0
+
+
+def test_lost_worker_finishing_late_is_not_counted(owner):
+    generation = _processing(owner)
+    scene = scene_claim(scene_id=_scenes(generation)[0].id, claim_token="lost")
+    _age(scene, 3600)
+    scene_recover_lost(scene_id=scene.id, started_before=timezone.now())
+    scene_claim(scene_id=scene.id, claim_token="new")
+
+    assert not scene_complete(scene=scene, claim_token="lost", result=_result(scene))
+
+    scene.refresh_from_db()
+    assert scene.status == SceneStatus.PROCESSING
+    assert scene.claim_token == "new"
+    generation.refresh_from_db()
+    assert generation.completed_items == 0
+
+
+# Backoff and elapsed time ----------------------------------------------------------------
+
+
+def test_retry_delay_grows_exponentially(settings, monkeypatch):
+    settings.SCENE_RETRY_BACKOFF_SECONDS = 2
+    monkeypatch.setattr(progress.random, "uniform", lambda low, high: 1.0)
+
+    assert [retry_delay(attempts) for attempts in range(0, 6)] == [2, 2, 4, 8, 16, 32]
+
+
+def test_retry_delay_is_capped(settings, monkeypatch):
+    settings.SCENE_RETRY_BACKOFF_SECONDS = 2
+    monkeypatch.setattr(progress.random, "uniform", lambda low, high: 1.0)
+
+    assert retry_delay(8) == 2 * 2**7
+    assert retry_delay(9) == MAX_RETRY_DELAY_SECONDS
+    assert retry_delay(60) == MAX_RETRY_DELAY_SECONDS
+
+
+def test_retry_delay_has_bounded_jitter(settings):
+    settings.SCENE_RETRY_BACKOFF_SECONDS = 2
+    delays = {retry_delay(3) for _ in range(50)}
+
+    assert all(8 * 0.8 <= delay <= 8 * 1.2 for delay in delays)
+    assert len(delays) > 1
+
+
+def test_retry_delay_never_exceeds_the_cap(settings, monkeypatch):
+    settings.SCENE_RETRY_BACKOFF_SECONDS = 2
+    monkeypatch.setattr(progress.random, "uniform", lambda low, high: high)
+
+    assert retry_delay(30) <= MAX_RETRY_DELAY_SECONDS
+
+
+def test_elapsed_seconds_adds_earlier_runs():
+    now = timezone.now()
+    generation = Generation(started_at=now - timedelta(seconds=10), generation_time_seconds=5.0)
+
+    assert elapsed_seconds(generation, now) == pytest.approx(15.0)
+    assert elapsed_seconds(Generation(generation_time_seconds=5.0), now) == 5.0
+    assert elapsed_seconds(Generation(), now) == 0.0
+    assert elapsed_seconds(Generation(started_at=now + timedelta(seconds=3)), now) == 0.0
+
+
+# Concurrency -----------------------------------------------------------------------------
+
+
+THREADS = 8
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_workers_count_every_scene_exactly_once(owner, evaluations):
+    """8 workers race over every scene of one generation: each scene is claimed once,
+    every counter equals the truth and the final status is decided once."""
+    labels = [f"v{n}" for n in range(8)]
+    generation = _processing(owner, variants=labels, scenes_per_variant=12)
+    scenes = _scenes(generation)
+    assert len(scenes) == 96
+    # Scene 5 of every variant fails; the rest complete.
+    failing = {scene.id for scene in scenes if scene.number == 5}
+    barrier = threading.Barrier(THREADS)
+    claimed_by: dict[int, list] = {n: [] for n in range(THREADS)}
+    errors = []
+
+    def worker(n):
+        try:
+            barrier.wait(timeout=10)
+            # Each worker walks every scene, starting at a different place.
+            order = scenes[n * 12 :] + scenes[: n * 12]
+            for scene in order:
+                token = f"worker-{n}-{scene.id}"
+                claimed = scene_claim(scene_id=scene.id, claim_token=token)
+                if claimed is None:
+                    continue
+                claimed_by[n].append(scene.id)
+                if scene.id in failing:
+                    scene_fail(scene=claimed, claim_token=token, error=REJECTED)
+                else:
+                    assert scene_complete(scene=claimed, claim_token=token, result=_result(claimed))
+        except Exception as exc:  # noqa: BLE001 (reported to the main thread)
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert not any(thread.is_alive() for thread in threads)
+    assert errors == []
+    all_claims = [scene_id for claims in claimed_by.values() for scene_id in claims]
+    assert sorted(all_claims) == sorted(scene.id for scene in scenes)
+    assert sum(1 for claims in claimed_by.values() if claims) > 1
+
+    generation.refresh_from_db()
+    assert generation.completed_items == 88
+    assert generation.failed_items == 8
+    assert generation.cancelled_items == 0
+    assert generation.actual_cost == SCENE_COST * 88
+    assert generation.status == GenerationStatus.PARTIAL_SUCCESS
+    assert generation.completed_at is not None
+    assert evaluations == [generation.id]
+    for variant in Variant.objects.filter(generation=generation):
+        assert (variant.scenes_completed, variant.scenes_failed) == (11, 1)
+        assert variant.status == GenerationStatus.PARTIAL_SUCCESS
+    assert Scene.objects.filter(generation=generation, attempts=1).count() == 96
+    _assert_counters_match_scenes(generation)
+    evaluation = GenerationMetadata.objects.get(generation=generation).evaluation
+    assert evaluation["success_rate"] == round(88 / 96, 4)
