@@ -1,6 +1,10 @@
 import pytest
 
 from generations import dispatch
+from generations.providers.local import LocalProvider
+
+# Its assertions (the counter checks) report their values like a test's own.
+pytest.register_assert_rewrite("generations.tests.pipeline_helpers")
 
 
 @pytest.fixture(autouse=True)
@@ -13,4 +17,19 @@ def sent(monkeypatch):
         calls.append((name, object_id, countdown))
 
     monkeypatch.setattr(dispatch, "_send", record)
+    return calls
+
+
+@pytest.fixture
+def produced(monkeypatch):
+    """The (variant label, item number) of every item the provider is asked for; the
+    provider still produces it."""
+    calls = []
+    original = LocalProvider.produce
+
+    def produce(self, request):
+        calls.append((request.variant_label, request.number))
+        return original(self, request)
+
+    monkeypatch.setattr(LocalProvider, "produce", produce)
     return calls

@@ -2,7 +2,6 @@
 scenes into storage, transient failures, cancellation at a checkpoint, and recovery."""
 
 import hashlib
-import io
 import threading
 import time
 from datetime import timedelta
@@ -21,6 +20,13 @@ from generations.providers.local import LocalProvider
 from generations.providers.local_render import render_video
 from generations.services import generation_cancel, generation_create
 from generations.states import GenerationStatus, SceneStatus
+from generations.tests.pipeline_helpers import (
+    SMALL_VIDEO,
+    create_uploaded_video,
+    create_video,
+    prepare,
+    scene_of,
+)
 from storage.services import (
     StorageUnavailable,
     object_exists,
@@ -31,15 +37,8 @@ from storage.services import (
 
 pytestmark = pytest.mark.django_db
 
-SMALL_VIDEO = {
-    "prompt": "A bright kitchen, a family cooking pasta together",
-    "variants": ["soft", "ultra"],
-    "scenes_per_variant": 2,
-    "scene_seconds": 1,
-    "width": 160,
-    "height": 90,
-    "fps": 12,
-}
+VARIANTS = ["soft", "ultra"]
+"""Two of the known variants: the stage tests read what is planned for "ultra"."""
 REFUSED_URL = "http://10.0.0.1/ad.mp4"
 
 
@@ -57,19 +56,7 @@ def stage_calls(monkeypatch):
 
 
 def _video(owner, **overrides):
-    return generation_create(owner=owner, kind="video_ad", input={**SMALL_VIDEO, **overrides})
-
-
-def _prepared(generation):
-    pipeline.generation_prepare(generation_id=generation.id)
-    generation.refresh_from_db()
-    return generation
-
-
-def _scene(generation, label, number):
-    return Scene.objects.select_related("variant").get(
-        generation=generation, variant__label=label, number=number
-    )
+    return create_video(owner, **{"variants": VARIANTS, **overrides})
 
 
 def _stored_bytes(key):
@@ -128,8 +115,8 @@ def test_prepare_runs_the_stages_once(owner, stage_calls):
 
 
 def test_prepare_returns_only_scenes_still_queued(owner):
-    generation = _prepared(_video(owner))
-    done = _scene(generation, "soft", 1)
+    generation = prepare(_video(owner))
+    done = scene_of(generation, "soft", 1)
     pipeline.scene_render(scene_id=done.id, claim_token="w1")
 
     scene_ids = pipeline.generation_prepare(generation_id=generation.id)
@@ -199,15 +186,9 @@ def test_uploaded_source_is_analysed(owner, tmp_path):
     render_video(
         source, prompt="A source", label="src", seed=3, duration_seconds=1, width=160, height=90
     )
-    generation = generation_create(
-        owner=owner,
-        kind="video_ad",
-        input={**SMALL_VIDEO, "prompt": ""},
-        source_file=io.BytesIO(source.read_bytes()),
-        source_filename="source.mp4",
-    )
+    generation = create_uploaded_video(owner, source.read_bytes(), variants=VARIANTS)
 
-    _prepared(generation)
+    prepare(generation)
 
     metadata = GenerationMetadata.objects.get(generation=generation)
     analysed = metadata.analysis["source"]
@@ -222,15 +203,9 @@ def test_uploaded_source_is_analysed(owner, tmp_path):
 
 
 def test_unreadable_uploaded_source_fails_every_item(owner):
-    generation = generation_create(
-        owner=owner,
-        kind="video_ad",
-        input={**SMALL_VIDEO, "prompt": ""},
-        source_file=io.BytesIO(b"this is not a video"),
-        source_filename="source.mp4",
-    )
+    generation = create_uploaded_video(owner, b"this is not a video", variants=VARIANTS)
 
-    _prepared(generation)
+    prepare(generation)
 
     assert generation.status == GenerationStatus.FAILED
     assert generation.error_code == ErrorCode.INVALID_INPUT
@@ -241,8 +216,8 @@ def test_unreadable_uploaded_source_fails_every_item(owner):
 
 
 def test_video_scene_is_stored_at_its_keys_with_probed_facts(owner):
-    generation = _prepared(_video(owner))
-    scene = _scene(generation, "soft", 2)
+    generation = prepare(_video(owner))
+    scene = scene_of(generation, "soft", 2)
 
     pipeline.scene_render(scene_id=scene.id, claim_token="w1")
 
@@ -275,14 +250,14 @@ def test_video_scene_is_stored_at_its_keys_with_probed_facts(owner):
 
 
 def test_speech_track_is_stored_with_its_waveform(owner):
-    generation = _prepared(
+    generation = prepare(
         generation_create(
             owner=owner,
             kind="speech",
             input={"text": "Spring is here. Everything in the kitchen is half price."},
         )
     )
-    track = _scene(generation, "narrator", 1)
+    track = scene_of(generation, "narrator", 1)
 
     pipeline.scene_render(scene_id=track.id, claim_token="w1")
 
@@ -302,12 +277,12 @@ def test_speech_track_is_stored_with_its_waveform(owner):
 
 
 def test_image_is_stored_with_its_thumbnail(owner):
-    generation = _prepared(
+    generation = prepare(
         generation_create(
             owner=owner, kind="image", input={"prompt": "A red bicycle", "width": 64, "height": 64}
         )
     )
-    image = _scene(generation, "default", 1)
+    image = scene_of(generation, "default", 1)
 
     pipeline.scene_render(scene_id=image.id, claim_token="w1")
 
@@ -327,12 +302,10 @@ def test_image_is_stored_with_its_thumbnail(owner):
     assert generation.status == GenerationStatus.COMPLETED
 
 
-def test_scene_held_by_another_delivery_is_not_rendered(owner, monkeypatch):
-    generation = _prepared(_video(owner))
-    scene = _scene(generation, "soft", 1)
+def test_scene_held_by_another_delivery_is_not_rendered(owner, produced):
+    generation = prepare(_video(owner))
+    scene = scene_of(generation, "soft", 1)
     scene_claim(scene_id=scene.id, claim_token="w1")
-    produced = []
-    monkeypatch.setattr(LocalProvider, "produce", lambda self, request: produced.append(request))
 
     pipeline.scene_render(scene_id=scene.id, claim_token="w2")
 
@@ -345,8 +318,8 @@ def test_transient_failure_is_requeued_and_dispatched_with_a_countdown(
     owner, settings, sent, django_capture_on_commit_callbacks
 ):
     settings.SCENE_RETRY_BACKOFF_SECONDS = 2
-    generation = _prepared(_video(owner, transient_fail_scenes=["soft:1"]))
-    scene = _scene(generation, "soft", 1)
+    generation = prepare(_video(owner, transient_fail_scenes=["soft:1"]))
+    scene = scene_of(generation, "soft", 1)
 
     with django_capture_on_commit_callbacks(execute=True):
         pipeline.scene_render(scene_id=scene.id, claim_token="w1")
@@ -375,8 +348,8 @@ def test_transient_failure_is_requeued_and_dispatched_with_a_countdown(
 def test_permanent_failure_is_recorded_and_not_dispatched(
     owner, sent, django_capture_on_commit_callbacks
 ):
-    generation = _prepared(_video(owner, fail_scenes=["ultra:2"]))
-    scene = _scene(generation, "ultra", 2)
+    generation = prepare(_video(owner, fail_scenes=["ultra:2"]))
+    scene = scene_of(generation, "ultra", 2)
 
     with django_capture_on_commit_callbacks(execute=True):
         pipeline.scene_render(scene_id=scene.id, claim_token="w1")
@@ -391,8 +364,8 @@ def test_permanent_failure_is_recorded_and_not_dispatched(
 
 
 def test_storage_outage_is_treated_as_transient(owner, monkeypatch):
-    generation = _prepared(_video(owner))
-    scene = _scene(generation, "soft", 1)
+    generation = prepare(_video(owner))
+    scene = scene_of(generation, "soft", 1)
 
     def unavailable(*, key, content):
         raise StorageUnavailable(f"Could not write {key}")
@@ -408,8 +381,8 @@ def test_storage_outage_is_treated_as_transient(owner, monkeypatch):
 
 
 def test_unexpected_error_fails_the_scene_as_internal(owner, monkeypatch):
-    generation = _prepared(_video(owner))
-    scene = _scene(generation, "soft", 1)
+    generation = prepare(_video(owner))
+    scene = scene_of(generation, "soft", 1)
 
     def broken(self, request):
         raise RuntimeError("bug in a provider")
@@ -425,8 +398,8 @@ def test_unexpected_error_fails_the_scene_as_internal(owner, monkeypatch):
 
 
 def test_soft_time_limit_is_treated_as_a_timeout(owner, monkeypatch):
-    generation = _prepared(_video(owner))
-    scene = _scene(generation, "soft", 1)
+    generation = prepare(_video(owner))
+    scene = scene_of(generation, "soft", 1)
 
     def too_slow(self, request):
         raise SoftTimeLimitExceeded()
@@ -444,8 +417,8 @@ def test_soft_time_limit_is_treated_as_a_timeout(owner, monkeypatch):
 
 
 def test_render_stops_at_a_checkpoint_once_cancelled(owner):
-    generation = _prepared(_video(owner, variants=["soft"], scenes_per_variant=1))
-    scene = _scene(generation, "soft", 1)
+    generation = prepare(_video(owner, variants=["soft"], scenes_per_variant=1))
+    scene = scene_of(generation, "soft", 1)
     # Cancelled after the scene's message was sent but before it was claimed.
     Generation.objects.filter(id=generation.id).update(status=GenerationStatus.CANCELLED)
 
@@ -463,8 +436,8 @@ def test_render_stops_at_a_checkpoint_once_cancelled(owner):
 
 @pytest.mark.django_db(transaction=True)
 def test_cancel_from_another_thread_stops_a_running_render(owner):
-    generation = _prepared(_video(owner, variants=["soft"], delay_ms=10_000))
-    scene = _scene(generation, "soft", 1)
+    generation = prepare(_video(owner, variants=["soft"], delay_ms=10_000))
+    scene = scene_of(generation, "soft", 1)
     finished = []
 
     def render():
@@ -509,9 +482,9 @@ def test_recover_requeues_stale_processing_scenes(
     owner, settings, sent, django_capture_on_commit_callbacks
 ):
     settings.SCENE_MAX_ATTEMPTS = 3
-    generation = _prepared(_video(owner))
-    stale = _scene(generation, "soft", 1)
-    fresh = _scene(generation, "soft", 2)
+    generation = prepare(_video(owner))
+    stale = scene_of(generation, "soft", 1)
+    fresh = scene_of(generation, "soft", 2)
     scene_claim(scene_id=stale.id, claim_token="lost")
     scene_claim(scene_id=fresh.id, claim_token="alive")
     long_ago = timezone.now() - timedelta(seconds=settings.SCENE_LEASE_SECONDS + 60)
@@ -536,8 +509,8 @@ def test_recover_fails_a_scene_whose_attempts_ran_out(
     owner, settings, sent, django_capture_on_commit_callbacks
 ):
     settings.SCENE_MAX_ATTEMPTS = 1
-    generation = _prepared(_video(owner))
-    stale = _scene(generation, "soft", 1)
+    generation = prepare(_video(owner))
+    stale = scene_of(generation, "soft", 1)
     scene_claim(scene_id=stale.id, claim_token="lost")
     _age_scene(
         stale, started_at=timezone.now() - timedelta(seconds=settings.SCENE_LEASE_SECONDS + 60)
@@ -577,8 +550,8 @@ def test_recover_redispatches_old_pending_generations(
 def test_recover_redispatches_forgotten_queued_scenes(
     owner, settings, sent, django_capture_on_commit_callbacks
 ):
-    generation = _prepared(_video(owner))
-    forgotten = [_scene(generation, "soft", 1), _scene(generation, "ultra", 2)]
+    generation = prepare(_video(owner))
+    forgotten = [scene_of(generation, "soft", 1), scene_of(generation, "ultra", 2)]
     for scene in forgotten:
         _age_scene(
             scene, queued_at=timezone.now() - timedelta(seconds=settings.SCENE_LEASE_SECONDS + 60)
@@ -623,7 +596,7 @@ def test_recover_redispatches_a_generation_whose_stages_never_finished(
 def test_recover_with_nothing_stuck_dispatches_nothing(
     owner, sent, django_capture_on_commit_callbacks
 ):
-    _prepared(_video(owner))
+    prepare(_video(owner))
     _video(owner)
 
     with django_capture_on_commit_callbacks(execute=True):

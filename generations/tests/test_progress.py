@@ -3,18 +3,16 @@ final status once, including under concurrent workers on PostgreSQL."""
 
 import threading
 from datetime import timedelta
-from decimal import Decimal
 
 import pytest
 from django.db import connection
 from django.utils import timezone
 
-from generations import pipeline, progress
+from generations import progress
 from generations.errors import ErrorCode, GenerationError
 from generations.models import Generation, GenerationMetadata, Scene, Variant
 from generations.progress import (
     MAX_RETRY_DELAY_SECONDS,
-    SceneResult,
     elapsed_seconds,
     finalize_if_ended,
     retry_delay,
@@ -24,21 +22,19 @@ from generations.progress import (
     scene_recover_lost,
     scene_stop_cancelled,
 )
-from generations.services import generation_cancel, generation_create
+from generations.services import generation_cancel
 from generations.states import GenerationStatus, SceneStatus
+from generations.tests.pipeline_helpers import (
+    SCENE_COST,
+    assert_counters_match_scenes,
+    processing_video,
+    scene_result,
+    variant_status_by_label,
+    variant_statuses,
+)
 
 pytestmark = pytest.mark.django_db
 
-SMALL_VIDEO = {
-    "prompt": "A bright kitchen, a family cooking pasta together",
-    "variants": ["soft", "bold"],
-    "scenes_per_variant": 2,
-    "scene_seconds": 1,
-    "width": 160,
-    "height": 90,
-    "fps": 12,
-}
-SCENE_COST = Decimal("0.0100")
 REJECTED = GenerationError(ErrorCode.PROVIDER_REJECTED, "The provider refused it.")
 TIMEOUT = GenerationError(ErrorCode.PROVIDER_TIMEOUT, "The provider did not answer.")
 
@@ -57,14 +53,6 @@ def evaluations(monkeypatch):
     return calls
 
 
-def _processing(owner, **overrides):
-    """A generation whose stages have run, with every scene queued."""
-    generation = generation_create(owner=owner, kind="video_ad", input={**SMALL_VIDEO, **overrides})
-    pipeline.generation_prepare(generation_id=generation.id)
-    generation.refresh_from_db()
-    return generation
-
-
 def _scenes(generation):
     return list(
         Scene.objects.filter(generation=generation)
@@ -73,27 +61,10 @@ def _scenes(generation):
     )
 
 
-def _result(scene):
-    return SceneResult(
-        asset_key=f"generations/{scene.generation_id}/{scene.variant.label}/scene_{scene.number}.mp4",
-        thumbnail_key=f"generations/{scene.generation_id}/{scene.variant.label}/"
-        f"scene_{scene.number}_thumb.jpg",
-        content_type="video/mp4",
-        file_size=1000,
-        checksum="a" * 64,
-        duration_seconds=1.0,
-        width=160,
-        height=90,
-        cost=SCENE_COST,
-        provider_job_id=f"job-{scene.number}",
-        provider_status="succeeded",
-    )
-
-
 def _complete(scene, delivery="w1"):
     claimed = scene_claim(scene_id=scene.id, claim_token=delivery)
     assert claimed is not None
-    assert scene_complete(scene=claimed, claim_token=delivery, result=_result(claimed))
+    assert scene_complete(scene=claimed, claim_token=delivery, result=scene_result(claimed))
     return claimed
 
 
@@ -103,27 +74,11 @@ def _fail(scene, delivery="w1", error=REJECTED):
     return scene_fail(scene=claimed, claim_token=delivery, error=error)
 
 
-def _assert_counters_match_scenes(generation):
-    generation.refresh_from_db()
-    scenes = Scene.objects.filter(generation=generation)
-    assert generation.completed_items == scenes.filter(status=SceneStatus.COMPLETED).count()
-    assert generation.failed_items == scenes.filter(status=SceneStatus.FAILED).count()
-    assert generation.cancelled_items == scenes.filter(status=SceneStatus.CANCELLED).count()
-    assert generation.actual_cost == sum(
-        (scene.cost for scene in scenes.filter(status=SceneStatus.COMPLETED)), Decimal(0)
-    )
-    for variant in Variant.objects.filter(generation=generation):
-        mine = scenes.filter(variant=variant)
-        assert variant.scenes_completed == mine.filter(status=SceneStatus.COMPLETED).count()
-        assert variant.scenes_failed == mine.filter(status=SceneStatus.FAILED).count()
-        assert variant.scenes_cancelled == mine.filter(status=SceneStatus.CANCELLED).count()
-
-
 # Claiming --------------------------------------------------------------------------------
 
 
 def test_claim_takes_a_queued_scene(owner):
-    generation = _processing(owner)
+    generation = processing_video(owner)
     scene = _scenes(generation)[0]
 
     claimed = scene_claim(scene_id=scene.id, claim_token="delivery-1")
@@ -140,7 +95,7 @@ def test_claim_takes_a_queued_scene(owner):
 
 
 def test_claim_is_exclusive(owner):
-    scene = _scenes(_processing(owner))[0]
+    scene = _scenes(processing_video(owner))[0]
     scene_claim(scene_id=scene.id, claim_token="delivery-1")
 
     assert scene_claim(scene_id=scene.id, claim_token="delivery-2") is None
@@ -151,7 +106,7 @@ def test_claim_is_exclusive(owner):
 
 
 def test_same_token_can_reclaim_a_processing_scene(owner):
-    scene = _scenes(_processing(owner))[0]
+    scene = _scenes(processing_video(owner))[0]
     first = scene_claim(scene_id=scene.id, claim_token="delivery-1")
 
     again = scene_claim(scene_id=scene.id, claim_token="delivery-1")
@@ -164,7 +119,7 @@ def test_same_token_can_reclaim_a_processing_scene(owner):
 
 @pytest.mark.parametrize("end", ["complete", "fail", "cancel"])
 def test_ended_scene_cannot_be_claimed(owner, end):
-    generation = _processing(owner)
+    generation = processing_video(owner)
     scene = _scenes(generation)[0]
     if end == "complete":
         _complete(scene)
@@ -181,10 +136,10 @@ def test_ended_scene_cannot_be_claimed(owner, end):
 
 
 def test_complete_is_counted_once(owner):
-    generation = _processing(owner)
+    generation = processing_video(owner)
     scene = _complete(_scenes(generation)[0])
 
-    assert not scene_complete(scene=scene, claim_token="w1", result=_result(scene))
+    assert not scene_complete(scene=scene, claim_token="w1", result=scene_result(scene))
 
     generation.refresh_from_db()
     assert generation.completed_items == 1
@@ -196,14 +151,14 @@ def test_complete_is_counted_once(owner):
     assert scene.asset_key.endswith("/soft/scene_1.mp4")
     assert (scene.width, scene.height, scene.duration_seconds) == (160, 90, 1.0)
     assert scene.completed_at is not None
-    _assert_counters_match_scenes(generation)
+    assert_counters_match_scenes(generation)
 
 
 def test_complete_by_another_delivery_is_not_counted(owner):
-    generation = _processing(owner)
+    generation = processing_video(owner)
     scene = scene_claim(scene_id=_scenes(generation)[0].id, claim_token="w1")
 
-    assert not scene_complete(scene=scene, claim_token="w2", result=_result(scene))
+    assert not scene_complete(scene=scene, claim_token="w2", result=scene_result(scene))
 
     scene.refresh_from_db()
     assert scene.status == SceneStatus.PROCESSING
@@ -212,7 +167,7 @@ def test_complete_by_another_delivery_is_not_counted(owner):
 
 
 def test_permanent_failure_is_counted_once(owner):
-    generation = _processing(owner)
+    generation = processing_video(owner)
     scene = _scenes(generation)[0]
     claimed = scene_claim(scene_id=scene.id, claim_token="w1")
 
@@ -226,11 +181,11 @@ def test_permanent_failure_is_counted_once(owner):
     assert scene.completed_at is not None
     generation.refresh_from_db()
     assert generation.failed_items == 1
-    _assert_counters_match_scenes(generation)
+    assert_counters_match_scenes(generation)
 
 
 def test_stop_cancelled_by_another_delivery_is_not_counted(owner):
-    generation = _processing(owner)
+    generation = processing_video(owner)
     scene = scene_claim(scene_id=_scenes(generation)[0].id, claim_token="w1")
     generation_cancel(generation=generation)
 
@@ -238,7 +193,7 @@ def test_stop_cancelled_by_another_delivery_is_not_counted(owner):
 
     scene.refresh_from_db()
     assert scene.status == SceneStatus.PROCESSING
-    _assert_counters_match_scenes(generation)
+    assert_counters_match_scenes(generation)
 
 
 @pytest.mark.parametrize(
@@ -247,7 +202,7 @@ def test_stop_cancelled_by_another_delivery_is_not_counted(owner):
 def test_retryable_error_requeues_until_attempts_run_out(owner, settings, error):
     settings.SCENE_MAX_ATTEMPTS = 3
     settings.SCENE_RETRY_BACKOFF_SECONDS = 2
-    generation = _processing(owner)
+    generation = processing_video(owner)
     scene = _scenes(generation)[0]
 
     delays = []
@@ -275,12 +230,12 @@ def test_retryable_error_requeues_until_attempts_run_out(owner, settings, error)
     assert scene.error_code == error.code
     generation.refresh_from_db()
     assert generation.failed_items == 1
-    _assert_counters_match_scenes(generation)
+    assert_counters_match_scenes(generation)
 
 
 def test_non_retryable_error_fails_at_the_first_attempt(owner, settings):
     settings.SCENE_MAX_ATTEMPTS = 3
-    generation = _processing(owner)
+    generation = processing_video(owner)
     scene = _scenes(generation)[0]
 
     assert _fail(scene, error=GenerationError(ErrorCode.INTERNAL, "Unexpected error.")) is None
@@ -291,7 +246,7 @@ def test_non_retryable_error_fails_at_the_first_attempt(owner, settings):
 
 
 def test_retryable_error_of_a_taken_scene_is_ignored(owner):
-    generation = _processing(owner)
+    generation = processing_video(owner)
     scene = scene_claim(scene_id=_scenes(generation)[0].id, claim_token="w1")
 
     assert scene_fail(scene=scene, claim_token="w2", error=TIMEOUT) is None
@@ -304,8 +259,16 @@ def test_retryable_error_of_a_taken_scene_is_ignored(owner):
 # Final status ----------------------------------------------------------------------------
 
 
+def _assert_ended_as(generation, status):
+    """Reload `generation`: it ended with `status`, an end time and its running time."""
+    generation.refresh_from_db()
+    assert generation.status == status
+    assert generation.completed_at is not None
+    assert generation.generation_time_seconds > 0
+
+
 def test_all_completed_ends_completed(owner, evaluations):
-    generation = _processing(owner)
+    generation = processing_video(owner)
     scenes = _scenes(generation)
     for scene in scenes[:-1]:
         _complete(scene)
@@ -317,65 +280,52 @@ def test_all_completed_ends_completed(owner, evaluations):
 
     _complete(scenes[-1])
 
-    generation.refresh_from_db()
-    assert generation.status == GenerationStatus.COMPLETED
-    assert generation.completed_at is not None
-    assert generation.generation_time_seconds > 0
+    _assert_ended_as(generation, GenerationStatus.COMPLETED)
     assert generation.error_code == generation.error_message == ""
     assert generation.actual_cost == SCENE_COST * 4
     assert evaluations == [generation.id]
-    assert set(Variant.objects.filter(generation=generation).values_list("status", flat=True)) == {
-        GenerationStatus.COMPLETED
-    }
+    assert variant_statuses(generation) == {GenerationStatus.COMPLETED}
     assert all(
         variant.completed_at is not None
         for variant in Variant.objects.filter(generation=generation)
     )
-    _assert_counters_match_scenes(generation)
+    assert_counters_match_scenes(generation)
 
 
 def test_some_failed_ends_partial_success(owner):
-    generation = _processing(owner)
+    generation = processing_video(owner)
     soft_1, soft_2, bold_1, bold_2 = _scenes(generation)
     _complete(soft_1)
     _complete(soft_2)
     _complete(bold_1)
     _fail(bold_2)
 
-    generation.refresh_from_db()
-    assert generation.status == GenerationStatus.PARTIAL_SUCCESS
-    assert generation.completed_at is not None
-    assert generation.generation_time_seconds > 0
+    _assert_ended_as(generation, GenerationStatus.PARTIAL_SUCCESS)
     assert generation.error_code == ErrorCode.PROVIDER_REJECTED
     assert generation.error_message.startswith("1 item(s) failed.")
-    assert dict(Variant.objects.filter(generation=generation).values_list("label", "status")) == {
+    assert variant_status_by_label(generation) == {
         "soft": GenerationStatus.COMPLETED,
         "bold": GenerationStatus.PARTIAL_SUCCESS,
     }
-    _assert_counters_match_scenes(generation)
+    assert_counters_match_scenes(generation)
 
 
 def test_none_completed_ends_failed(owner):
-    generation = _processing(owner)
+    generation = processing_video(owner)
     scenes = _scenes(generation)
     _fail(scenes[0], error=GenerationError(ErrorCode.INTERNAL, "Boom."))
     for scene in scenes[1:]:
         _fail(scene)
 
-    generation.refresh_from_db()
-    assert generation.status == GenerationStatus.FAILED
-    assert generation.completed_at is not None
-    assert generation.generation_time_seconds > 0
+    _assert_ended_as(generation, GenerationStatus.FAILED)
     assert generation.error_code == ErrorCode.PROVIDER_REJECTED
     assert generation.error_message.startswith("4 item(s) failed.")
-    assert set(Variant.objects.filter(generation=generation).values_list("status", flat=True)) == {
-        GenerationStatus.FAILED
-    }
-    _assert_counters_match_scenes(generation)
+    assert variant_statuses(generation) == {GenerationStatus.FAILED}
+    assert_counters_match_scenes(generation)
 
 
 def test_cancel_wins_over_completed_items(owner, evaluations):
-    generation = _processing(owner)
+    generation = processing_video(owner)
     scenes = _scenes(generation)
     _complete(scenes[0])
     running = [scene_claim(scene_id=scene.id, claim_token="w1") for scene in scenes[1:]]
@@ -384,25 +334,20 @@ def test_cancel_wins_over_completed_items(owner, evaluations):
     for scene in running:
         scene_stop_cancelled(scene=scene, claim_token="w1")
 
-    generation.refresh_from_db()
-    assert generation.status == GenerationStatus.CANCELLED
+    _assert_ended_as(generation, GenerationStatus.CANCELLED)
     assert (generation.completed_items, generation.cancelled_items) == (1, 3)
-    assert generation.completed_at is not None
-    assert generation.generation_time_seconds > 0
-    assert set(Variant.objects.filter(generation=generation).values_list("status", flat=True)) == {
-        GenerationStatus.CANCELLED
-    }
-    _assert_counters_match_scenes(generation)
+    assert variant_statuses(generation) == {GenerationStatus.CANCELLED}
+    assert_counters_match_scenes(generation)
 
 
 def test_final_status_is_decided_once(owner, evaluations):
-    generation = _processing(owner, variants=["soft"], scenes_per_variant=1)
+    generation = processing_video(owner, variants=["soft"], scenes_per_variant=1)
     scene = _complete(_scenes(generation)[0])
     generation.refresh_from_db()
     decided = (generation.status, generation.completed_at, generation.generation_time_seconds)
 
     # A late duplicate of the last event, and a second roll-up, change nothing.
-    assert not scene_complete(scene=scene, claim_token="w1", result=_result(scene))
+    assert not scene_complete(scene=scene, claim_token="w1", result=scene_result(scene))
     finalize_if_ended(
         generation_id=generation.id,
         variant_ids=[scene.variant_id],
@@ -421,7 +366,7 @@ def test_final_status_is_decided_once(owner, evaluations):
 
 
 def test_evaluation_is_saved_at_the_end(owner):
-    generation = _processing(owner)
+    generation = processing_video(owner)
     soft_1, soft_2, bold_1, bold_2 = _scenes(generation)
     _complete(soft_1)
     _complete(soft_2)
@@ -455,7 +400,7 @@ def _age(scene, seconds):
 
 def test_lost_scene_is_requeued_then_failed_as_worker_lost(owner, settings):
     settings.SCENE_MAX_ATTEMPTS = 3
-    generation = _processing(owner)
+    generation = processing_video(owner)
     scene = _scenes(generation)[0]
 
     for attempt in (1, 2):
@@ -481,11 +426,11 @@ def test_lost_scene_is_requeued_then_failed_as_worker_lost(owner, settings):
     assert "3 times" in scene.error_message
     generation.refresh_from_db()
     assert generation.failed_items == 1
-    _assert_counters_match_scenes(generation)
+    assert_counters_match_scenes(generation)
 
 
 def test_recent_scene_is_not_recovered(owner):
-    generation = _processing(owner)
+    generation = processing_video(owner)
     scene = _scenes(generation)[0]
     scene_claim(scene_id=scene.id, claim_token="w1")
 
@@ -500,13 +445,13 @@ def test_recent_scene_is_not_recovered(owner):
 
 
 def test_lost_worker_finishing_late_is_not_counted(owner):
-    generation = _processing(owner)
+    generation = processing_video(owner)
     scene = scene_claim(scene_id=_scenes(generation)[0].id, claim_token="lost")
     _age(scene, 3600)
     scene_recover_lost(scene_id=scene.id, started_before=timezone.now())
     scene_claim(scene_id=scene.id, claim_token="new")
 
-    assert not scene_complete(scene=scene, claim_token="lost", result=_result(scene))
+    assert not scene_complete(scene=scene, claim_token="lost", result=scene_result(scene))
 
     scene.refresh_from_db()
     assert scene.status == SceneStatus.PROCESSING
@@ -570,7 +515,7 @@ def test_concurrent_workers_count_every_scene_exactly_once(owner, evaluations):
     """8 workers race over every scene of one generation: each scene is claimed once,
     every counter equals the truth and the final status is decided once."""
     labels = [f"v{n}" for n in range(8)]
-    generation = _processing(owner, variants=labels, scenes_per_variant=12)
+    generation = processing_video(owner, variants=labels, scenes_per_variant=12)
     scenes = _scenes(generation)
     assert len(scenes) == 96
     # Scene 5 of every variant fails; the rest complete.
@@ -593,7 +538,9 @@ def test_concurrent_workers_count_every_scene_exactly_once(owner, evaluations):
                 if scene.id in failing:
                     scene_fail(scene=claimed, claim_token=token, error=REJECTED)
                 else:
-                    assert scene_complete(scene=claimed, claim_token=token, result=_result(claimed))
+                    assert scene_complete(
+                        scene=claimed, claim_token=token, result=scene_result(claimed)
+                    )
         except Exception as exc:  # noqa: BLE001 (reported to the main thread)
             errors.append(exc)
         finally:
@@ -623,6 +570,6 @@ def test_concurrent_workers_count_every_scene_exactly_once(owner, evaluations):
         assert (variant.scenes_completed, variant.scenes_failed) == (11, 1)
         assert variant.status == GenerationStatus.PARTIAL_SUCCESS
     assert Scene.objects.filter(generation=generation, attempts=1).count() == 96
-    _assert_counters_match_scenes(generation)
+    assert_counters_match_scenes(generation)
     evaluation = GenerationMetadata.objects.get(generation=generation).evaluation
     assert evaluation["success_rate"] == round(88 / 96, 4)

@@ -1,77 +1,32 @@
 """Tests for `generation_cancel`: queued items end at once, running ones at their next
 checkpoint, and the counters always add up."""
 
-from decimal import Decimal
-
 import pytest
 
 from generations import pipeline
 from generations.errors import ActionRefused, ErrorCode
 from generations.models import Generation, Scene, Variant
-from generations.progress import SceneResult, scene_claim, scene_complete, scene_stop_cancelled
-from generations.services import generation_cancel, generation_create
+from generations.progress import scene_claim, scene_complete, scene_stop_cancelled
+from generations.services import generation_cancel
 from generations.states import GenerationStatus, SceneStatus
 from generations.tests.factories import GenerationFactory
+from generations.tests.pipeline_helpers import (
+    SCENE_COST,
+    assert_counters_match_scenes,
+    create_video,
+    processing_video,
+    scene_of,
+    scene_result,
+    scene_statuses,
+    variant_status_by_label,
+    variant_statuses,
+)
 
 pytestmark = pytest.mark.django_db
 
-SMALL_VIDEO = {
-    "prompt": "A bright kitchen, a family cooking pasta together",
-    "variants": ["soft", "bold"],
-    "scenes_per_variant": 2,
-    "scene_seconds": 1,
-    "width": 160,
-    "height": 90,
-    "fps": 12,
-}
-
-
-def _create(owner, **overrides):
-    return generation_create(owner=owner, kind="video_ad", input={**SMALL_VIDEO, **overrides})
-
-
-def _started(owner, **overrides):
-    generation = _create(owner, **overrides)
-    pipeline.generation_prepare(generation_id=generation.id)
-    generation.refresh_from_db()
-    return generation
-
-
-def _scene(generation, label, number):
-    return Scene.objects.get(generation=generation, variant__label=label, number=number)
-
-
-def _fake_result(scene):
-    return SceneResult(
-        asset_key=f"generations/{scene.generation_id}/x/scene_{scene.number}.mp4",
-        thumbnail_key="",
-        content_type="video/mp4",
-        file_size=10,
-        checksum="0" * 64,
-        duration_seconds=1.0,
-        width=160,
-        height=90,
-        cost=Decimal("0.0100"),
-        provider_job_id="job",
-        provider_status="succeeded",
-    )
-
-
-def _assert_counters_add_up(generation):
-    generation.refresh_from_db()
-    scenes = Scene.objects.filter(generation=generation)
-    assert generation.completed_items == scenes.filter(status=SceneStatus.COMPLETED).count()
-    assert generation.failed_items == scenes.filter(status=SceneStatus.FAILED).count()
-    assert generation.cancelled_items == scenes.filter(status=SceneStatus.CANCELLED).count()
-    for variant in Variant.objects.filter(generation=generation):
-        mine = scenes.filter(variant=variant)
-        assert variant.scenes_completed == mine.filter(status=SceneStatus.COMPLETED).count()
-        assert variant.scenes_failed == mine.filter(status=SceneStatus.FAILED).count()
-        assert variant.scenes_cancelled == mine.filter(status=SceneStatus.CANCELLED).count()
-
 
 def test_cancel_pending_cancels_every_item(owner):
-    generation = _create(owner)
+    generation = create_video(owner)
 
     result = generation_cancel(generation=generation)
 
@@ -90,11 +45,11 @@ def test_cancel_pending_cancels_every_item(owner):
         assert variant.status == GenerationStatus.CANCELLED
         assert variant.scenes_cancelled == 2
         assert variant.completed_at is not None
-    _assert_counters_add_up(generation)
+    assert_counters_match_scenes(generation)
 
 
 def test_cancel_enqueues_nothing(owner, sent, django_capture_on_commit_callbacks):
-    generation = _create(owner)
+    generation = create_video(owner)
 
     with django_capture_on_commit_callbacks(execute=True):
         generation_cancel(generation=generation)
@@ -103,7 +58,7 @@ def test_cancel_enqueues_nothing(owner, sent, django_capture_on_commit_callbacks
 
 
 def test_cancelled_pending_generation_is_never_prepared(owner):
-    generation = _create(owner)
+    generation = create_video(owner)
     generation_cancel(generation=generation)
 
     assert pipeline.generation_prepare(generation_id=generation.id) == []
@@ -115,22 +70,20 @@ def test_cancelled_pending_generation_is_never_prepared(owner):
 
 
 def test_cancel_processing_cancels_queued_items_now(owner):
-    generation = _started(owner)
+    generation = processing_video(owner)
 
     result = generation_cancel(generation=generation)
 
     assert result.status == GenerationStatus.CANCELLED
     assert result.cancelled_items == 4
     assert result.generation_time_seconds > 0
-    assert set(Variant.objects.filter(generation=generation).values_list("status", flat=True)) == {
-        GenerationStatus.CANCELLED
-    }
-    _assert_counters_add_up(generation)
+    assert variant_statuses(generation) == {GenerationStatus.CANCELLED}
+    assert_counters_match_scenes(generation)
 
 
 def test_running_scene_keeps_running_and_is_counted_when_it_stops(owner):
-    generation = _started(owner)
-    running = _scene(generation, "soft", 1)
+    generation = processing_video(owner)
+    running = scene_of(generation, "soft", 1)
     assert scene_claim(scene_id=running.id, claim_token="worker-1") is not None
 
     cancelled = generation_cancel(generation=generation)
@@ -142,13 +95,11 @@ def test_running_scene_keeps_running_and_is_counted_when_it_stops(owner):
     assert cancelled.pending_items == 1
     assert cancelled.completed_at is not None
     assert cancelled.generation_time_seconds > 0
-    assert Variant.objects.get(generation=generation, label="soft").status == (
-        GenerationStatus.PROCESSING
-    )
-    assert Variant.objects.get(generation=generation, label="bold").status == (
-        GenerationStatus.CANCELLED
-    )
-    _assert_counters_add_up(generation)
+    assert variant_status_by_label(generation) == {
+        "soft": GenerationStatus.PROCESSING,
+        "bold": GenerationStatus.CANCELLED,
+    }
+    assert_counters_match_scenes(generation)
     time_at_cancel = cancelled.generation_time_seconds
     completed_at = cancelled.completed_at
 
@@ -166,12 +117,12 @@ def test_running_scene_keeps_running_and_is_counted_when_it_stops(owner):
     soft = Variant.objects.get(generation=generation, label="soft")
     assert soft.status == GenerationStatus.CANCELLED
     assert soft.scenes_cancelled == 2
-    _assert_counters_add_up(generation)
+    assert_counters_match_scenes(generation)
 
 
 def test_stopping_twice_counts_once(owner):
-    generation = _started(owner)
-    running = _scene(generation, "soft", 1)
+    generation = processing_video(owner)
+    running = scene_of(generation, "soft", 1)
     scene_claim(scene_id=running.id, claim_token="worker-1")
     generation_cancel(generation=generation)
 
@@ -180,30 +131,28 @@ def test_stopping_twice_counts_once(owner):
 
     generation.refresh_from_db()
     assert generation.cancelled_items == 4
-    _assert_counters_add_up(generation)
+    assert_counters_match_scenes(generation)
 
 
 def test_running_scene_finishing_after_cancel_is_counted_completed(owner):
-    generation = _started(owner)
-    running = _scene(generation, "soft", 1)
+    generation = processing_video(owner)
+    running = scene_of(generation, "soft", 1)
     scene = scene_claim(scene_id=running.id, claim_token="worker-1")
     generation_cancel(generation=generation)
 
-    assert scene_complete(scene=scene, claim_token="worker-1", result=_fake_result(scene))
+    assert scene_complete(scene=scene, claim_token="worker-1", result=scene_result(scene))
 
     generation.refresh_from_db()
     assert generation.status == GenerationStatus.CANCELLED
     assert (generation.completed_items, generation.cancelled_items) == (1, 3)
-    assert generation.actual_cost == Decimal("0.0100")
-    assert set(Variant.objects.filter(generation=generation).values_list("status", flat=True)) == {
-        GenerationStatus.CANCELLED
-    }
-    _assert_counters_add_up(generation)
+    assert generation.actual_cost == SCENE_COST
+    assert variant_statuses(generation) == {GenerationStatus.CANCELLED}
+    assert_counters_match_scenes(generation)
 
 
 def test_cancel_keeps_completed_scenes(owner):
-    generation = _started(owner)
-    done = _scene(generation, "soft", 1)
+    generation = processing_video(owner)
+    done = scene_of(generation, "soft", 1)
     pipeline.scene_render(scene_id=done.id, claim_token="worker-1")
 
     result = generation_cancel(generation=generation)
@@ -213,7 +162,7 @@ def test_cancel_keeps_completed_scenes(owner):
     assert done.asset_key
     assert (result.completed_items, result.cancelled_items) == (1, 3)
     assert result.status == GenerationStatus.CANCELLED
-    _assert_counters_add_up(generation)
+    assert_counters_match_scenes(generation)
 
 
 @pytest.mark.parametrize(
@@ -236,7 +185,7 @@ def test_cancel_refused_once_ended(status):
 
 
 def test_cancel_twice_is_refused(owner):
-    generation = _create(owner)
+    generation = create_video(owner)
     generation_cancel(generation=generation)
 
     with pytest.raises(ActionRefused):
@@ -247,7 +196,7 @@ def test_cancel_twice_is_refused(owner):
 
 
 def test_cancel_refused_when_it_ended_meanwhile_changes_nothing(owner):
-    generation = _started(owner)
+    generation = processing_video(owner)
     stale = Generation.objects.get(id=generation.id)
     # Another process ended it after `stale` was loaded.
     Generation.objects.filter(id=generation.id).update(status=GenerationStatus.FAILED)
@@ -255,9 +204,7 @@ def test_cancel_refused_when_it_ended_meanwhile_changes_nothing(owner):
     with pytest.raises(ActionRefused, match="ended before"):
         generation_cancel(generation=stale)
 
-    assert set(Scene.objects.filter(generation=generation).values_list("status", flat=True)) == {
-        SceneStatus.QUEUED
-    }
+    assert scene_statuses(generation) == {SceneStatus.QUEUED}
     assert not Variant.objects.filter(generation=generation, scenes_cancelled__gt=0).exists()
     generation.refresh_from_db()
     assert generation.status == GenerationStatus.FAILED

@@ -10,42 +10,23 @@ from django.db import transaction
 from generations import dispatch
 from generations.errors import InputError
 from generations.models import Generation, GenerationMetadata, Scene, SourceType, Variant
-from generations.providers.local import LocalProvider
 from generations.services import TITLE_LENGTH, generation_create
 from generations.states import GenerationStatus, SceneStatus
+from generations.tests.pipeline_helpers import SMALL_VIDEO_DEFAULT_VARIANTS
 from storage.services import object_exists, object_keys, object_open
 
 pytestmark = pytest.mark.django_db
 
-SMALL_VIDEO = {
-    "prompt": "A bright kitchen, a family cooking pasta together",
-    "scene_seconds": 1,
-    "width": 160,
-    "height": 90,
-    "fps": 12,
-}
 
-
-@pytest.fixture
-def produce_spy(monkeypatch):
-    calls = []
-    original = LocalProvider.produce
-
-    def produce(self, request):
-        calls.append(request)
-        return original(self, request)
-
-    monkeypatch.setattr(LocalProvider, "produce", produce)
-    return calls
-
-
-def test_rows_are_recorded_pending_before_any_provider_runs(owner, sent, produce_spy):
+def test_rows_are_recorded_pending_before_any_provider_runs(owner, sent, produced):
     generation = generation_create(
-        owner=owner, kind="video_ad", input={**SMALL_VIDEO, "scenes_per_variant": 3}
+        owner=owner,
+        kind="video_ad",
+        input={**SMALL_VIDEO_DEFAULT_VARIANTS, "scenes_per_variant": 3},
     )
 
     generation.refresh_from_db()
-    assert produce_spy == []
+    assert produced == []
     assert generation.owner == owner
     assert generation.status == GenerationStatus.PENDING
     assert generation.total_items == 12
@@ -87,7 +68,7 @@ def test_totals_are_variants_times_items(owner, sent):
     video = generation_create(
         owner=owner,
         kind="video_ad",
-        input={**SMALL_VIDEO, "variants": ["a", "b"], "scenes_per_variant": 5},
+        input={**SMALL_VIDEO_DEFAULT_VARIANTS, "variants": ["a", "b"], "scenes_per_variant": 5},
     )
     speech = generation_create(
         owner=owner,
@@ -116,7 +97,7 @@ def test_totals_are_variants_times_items(owner, sent):
 
 
 def test_snapshot_includes_provider_model_and_seed(owner, sent):
-    generation = generation_create(owner=owner, kind="video_ad", input=SMALL_VIDEO)
+    generation = generation_create(owner=owner, kind="video_ad", input=SMALL_VIDEO_DEFAULT_VARIANTS)
 
     generation.refresh_from_db()
     snapshot = generation.input
@@ -127,7 +108,7 @@ def test_snapshot_includes_provider_model_and_seed(owner, sent):
     assert snapshot["variants"] == ["soft", "medium", "aggressive", "ultra"]
     assert generation.provider == "local"
     assert generation.provider_model == "local-render-1"
-    assert generation.prompt == SMALL_VIDEO["prompt"]
+    assert generation.prompt == SMALL_VIDEO_DEFAULT_VARIANTS["prompt"]
     assert generation.source_type == SourceType.NONE
 
 
@@ -142,7 +123,11 @@ def test_given_seed_is_recorded(owner, sent):
     ("kind", "raw", "expected"),
     [
         # 4 variants x 2 scenes x 1.5 s x 0.01
-        ("video_ad", {**SMALL_VIDEO, "scenes_per_variant": 2, "scene_seconds": 1.5}, "0.1200"),
+        (
+            "video_ad",
+            {**SMALL_VIDEO_DEFAULT_VARIANTS, "scenes_per_variant": 2, "scene_seconds": 1.5},
+            "0.1200",
+        ),
         # 2 variants x 3 images x 0.02
         (
             "image",
@@ -162,7 +147,9 @@ def test_cost_estimate_comes_from_the_price_table(owner, sent, kind, raw, expect
 
 def test_title_defaults_to_the_prompt(owner, sent):
     generation = generation_create(
-        owner=owner, kind="video_ad", input={**SMALL_VIDEO, "prompt": "  Fresh   pasta\n night "}
+        owner=owner,
+        kind="video_ad",
+        input={**SMALL_VIDEO_DEFAULT_VARIANTS, "prompt": "  Fresh   pasta\n night "},
     )
 
     assert generation.title == "Fresh pasta night"
@@ -188,7 +175,11 @@ def test_title_without_prompt_names_the_source(owner, sent):
     generation = generation_create(
         owner=owner,
         kind="video_ad",
-        input={**SMALL_VIDEO, "prompt": "", "source_url": "https://example.com/ad.mp4"},
+        input={
+            **SMALL_VIDEO_DEFAULT_VARIANTS,
+            "prompt": "",
+            "source_url": "https://example.com/ad.mp4",
+        },
     )
 
     assert generation.title == "Video ad from source"
@@ -278,7 +269,7 @@ def test_upload_source_is_stored_under_the_generation(owner, sent):
     generation = generation_create(
         owner=owner,
         kind="video_ad",
-        input={**SMALL_VIDEO, "prompt": ""},
+        input={**SMALL_VIDEO_DEFAULT_VARIANTS, "prompt": ""},
         source_file=io.BytesIO(payload),
         source_filename="My Ad.MP4",
     )
@@ -299,7 +290,7 @@ def test_upload_without_a_usable_extension_is_stored_as_bin(owner, sent):
     generation = generation_create(
         owner=owner,
         kind="video_ad",
-        input={**SMALL_VIDEO, "prompt": ""},
+        input={**SMALL_VIDEO_DEFAULT_VARIANTS, "prompt": ""},
         source_file=io.BytesIO(b"data"),
         source_filename="clip",
     )

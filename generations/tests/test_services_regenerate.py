@@ -1,41 +1,22 @@
 """Tests for `generation_regenerate`: a new generation from the stored snapshot."""
 
-import io
-from uuid import uuid4
-
 import pytest
 
-from generations import dispatch, pipeline
+from generations import dispatch
 from generations.errors import InputError
 from generations.models import Generation, Scene, SourceType
 from generations.services import generation_create, generation_regenerate
 from generations.states import GenerationStatus
+from generations.tests.pipeline_helpers import create_uploaded_video, create_video, run_pipeline
 from storage.services import object_exists, object_keys, object_open
 
 pytestmark = pytest.mark.django_db
 
-SMALL_VIDEO = {
-    "prompt": "A bright kitchen, a family cooking pasta together",
-    "variants": ["soft", "ultra"],
-    "scenes_per_variant": 2,
-    "scene_seconds": 1,
-    "width": 160,
-    "height": 90,
-    "fps": 12,
-}
+VARIANTS = ["soft", "ultra"]
 
 
 def _create(owner, **overrides):
-    return generation_create(
-        owner=owner, kind="video_ad", input={**SMALL_VIDEO, **overrides}, title="Pasta night"
-    )
-
-
-def _run(generation):
-    for scene_id in pipeline.generation_prepare(generation_id=generation.id):
-        pipeline.scene_render(scene_id=scene_id, claim_token=str(uuid4()))
-    generation.refresh_from_db()
-    return generation
+    return create_video(owner, title="Pasta night", **{"variants": VARIANTS, **overrides})
 
 
 def _prompts(generation):
@@ -57,10 +38,12 @@ def _checksums(generation):
 
 
 def test_same_input_and_seed_give_the_same_media(owner):
-    parent = _run(_create(owner, scenes_per_variant=3))
+    parent = run_pipeline(_create(owner, scenes_per_variant=3))
     assert parent.status == GenerationStatus.COMPLETED
 
-    children = [_run(generation_regenerate(generation=parent, owner=owner)) for _ in range(2)]
+    children = [
+        run_pipeline(generation_regenerate(generation=parent, owner=owner)) for _ in range(2)
+    ]
 
     parent_checksums = _checksums(parent)
     assert len(parent_checksums) == 6
@@ -84,9 +67,9 @@ def test_same_input_and_seed_give_the_same_media(owner):
     ],
 )
 def test_same_input_and_seed_give_the_same_image_and_speech(owner, kind, raw):
-    parent = _run(generation_create(owner=owner, kind=kind, input=raw))
+    parent = run_pipeline(generation_create(owner=owner, kind=kind, input=raw))
 
-    child = _run(generation_regenerate(generation=parent, owner=owner))
+    child = run_pipeline(generation_regenerate(generation=parent, owner=owner))
 
     assert child.status == parent.status == GenerationStatus.COMPLETED
     assert all(_checksums(parent).values())
@@ -94,9 +77,11 @@ def test_same_input_and_seed_give_the_same_image_and_speech(owner, kind, raw):
 
 
 def test_another_seed_gives_other_media(owner):
-    parent = _run(_create(owner, variants=["soft"], scenes_per_variant=1, seed=1))
+    parent = run_pipeline(_create(owner, variants=["soft"], scenes_per_variant=1, seed=1))
 
-    child = _run(generation_regenerate(generation=parent, owner=owner, overrides={"seed": 2}))
+    child = run_pipeline(
+        generation_regenerate(generation=parent, owner=owner, overrides={"seed": 2})
+    )
 
     assert child.input["seed"] == 2
     assert _checksums(child)[("soft", 1)] != _checksums(parent)[("soft", 1)]
@@ -168,13 +153,7 @@ def test_unknown_model_override_is_refused(owner):
 
 def test_upload_source_is_copied_to_the_new_generation(owner):
     payload = b"\x00\x00\x00\x18ftypmp42 stand-in for a source video"
-    parent = generation_create(
-        owner=owner,
-        kind="video_ad",
-        input={**SMALL_VIDEO, "prompt": ""},
-        source_file=io.BytesIO(payload),
-        source_filename="ad.mp4",
-    )
+    parent = create_uploaded_video(owner, payload, "ad.mp4", variants=VARIANTS)
     parent.refresh_from_db()
     parent_key = parent.input["source_key"]
 
@@ -194,13 +173,7 @@ def test_upload_source_is_copied_to_the_new_generation(owner):
 
 
 def test_source_url_override_replaces_the_upload(owner):
-    parent = generation_create(
-        owner=owner,
-        kind="video_ad",
-        input={**SMALL_VIDEO, "prompt": ""},
-        source_file=io.BytesIO(b"video"),
-        source_filename="ad.mp4",
-    )
+    parent = create_uploaded_video(owner, b"video", "ad.mp4", variants=VARIANTS)
 
     child = generation_regenerate(
         generation=parent, owner=owner, overrides={"source_url": "https://example.com/ad.mp4"}

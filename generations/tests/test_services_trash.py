@@ -3,7 +3,6 @@
 
 import io
 from datetime import timedelta
-from uuid import uuid4
 
 import pytest
 from django.utils import timezone
@@ -22,6 +21,7 @@ from generations.services import (
 )
 from generations.states import GenerationStatus, SceneStatus
 from generations.tests.factories import GenerationFactory
+from generations.tests.pipeline_helpers import run_pipeline, scene_statuses
 from storage.services import StorageUnavailable, object_keys, object_save
 
 pytestmark = pytest.mark.django_db
@@ -87,9 +87,7 @@ def test_delete_cancels_a_pending_generation_first(owner):
     assert result.deleted_at is not None
     assert result.status == GenerationStatus.CANCELLED
     assert result.cancelled_items == 2
-    assert set(Scene.objects.filter(generation=generation).values_list("status", flat=True)) == {
-        SceneStatus.CANCELLED
-    }
+    assert scene_statuses(generation) == {SceneStatus.CANCELLED}
 
 
 def test_delete_cancels_a_processing_generation_first(owner):
@@ -169,9 +167,7 @@ def test_trash_cutoff_follows_the_retention_setting(settings):
 
 def test_purge_removes_rows_and_objects_past_retention_only(owner, settings):
     settings.TRASH_RETENTION_DAYS = 30
-    expired = _create(owner)
-    for scene_id in pipeline.generation_prepare(generation_id=expired.id):
-        pipeline.scene_render(scene_id=scene_id, claim_token=str(uuid4()))
+    expired = run_pipeline(_create(owner))
     expired_keys = _keys(expired) | _with_objects(expired)
     assert len(expired_keys) == 7
     _deleted_days_ago(expired, 31)

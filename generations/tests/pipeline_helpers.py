@@ -1,0 +1,136 @@
+"""Helpers shared by the tests that drive generations through the real services and the
+pipeline in-process: small inputs, creating and running generations, fake scene results
+and the counter checks."""
+
+import io
+from decimal import Decimal
+from typing import Any
+from uuid import uuid4
+
+from django.contrib.auth.models import User
+
+from generations import pipeline
+from generations.models import Generation, Scene, Variant
+from generations.progress import SceneResult
+from generations.services import generation_create
+from generations.states import SceneStatus
+
+SMALL_VIDEO_DEFAULT_VARIANTS: dict[str, Any] = {
+    "prompt": "A bright kitchen, a family cooking pasta together",
+    "scene_seconds": 1,
+    "width": 160,
+    "height": 90,
+    "fps": 12,
+}
+"""A video ad input that renders in a moment, leaving variants and scene count to the
+defaults (four variants of four scenes)."""
+
+SMALL_VIDEO: dict[str, Any] = {
+    **SMALL_VIDEO_DEFAULT_VARIANTS,
+    "variants": ["soft", "bold"],
+    "scenes_per_variant": 2,
+}
+"""The small video ad with two variants of two scenes: four items."""
+
+SCENE_COST = Decimal("0.0100")
+"""The cost `scene_result` reports for one scene."""
+
+
+def create_video(owner: User, *, title: str = "", **overrides: Any) -> Generation:
+    """A pending video ad created by the real service from `SMALL_VIDEO` and `overrides`."""
+    return generation_create(
+        owner=owner, kind="video_ad", input={**SMALL_VIDEO, **overrides}, title=title
+    )
+
+
+def create_uploaded_video(
+    owner: User, content: bytes, filename: str = "source.mp4", **overrides: Any
+) -> Generation:
+    """A pending video ad made from an uploaded source file `content` instead of a prompt."""
+    return generation_create(
+        owner=owner,
+        kind="video_ad",
+        input={**SMALL_VIDEO, "prompt": "", **overrides},
+        source_file=io.BytesIO(content),
+        source_filename=filename,
+    )
+
+
+def prepare(generation: Generation) -> Generation:
+    """Run the generation's stages as its first delivery would, and reload it."""
+    pipeline.generation_prepare(generation_id=generation.id)
+    generation.refresh_from_db()
+    return generation
+
+
+def processing_video(owner: User, **overrides: Any) -> Generation:
+    """A video ad (see `create_video`) whose stages have run, with every scene queued."""
+    return prepare(create_video(owner, **overrides))
+
+
+def run_pipeline(generation: Generation) -> Generation:
+    """What the worker does for one delivery of the generation and of each scene it
+    queues; the generation is reloaded."""
+    for scene_id in pipeline.generation_prepare(generation_id=generation.id):
+        pipeline.scene_render(scene_id=scene_id, claim_token=str(uuid4()))
+    generation.refresh_from_db()
+    return generation
+
+
+def scene_of(generation: Generation, label: str, number: int) -> Scene:
+    """Scene `number` of the variant `label`, with its variant loaded."""
+    return Scene.objects.select_related("variant").get(
+        generation=generation, variant__label=label, number=number
+    )
+
+
+def scene_result(scene: Scene) -> SceneResult:
+    """What a provider would report for `scene`, stored at its usual keys, without
+    rendering anything. `scene.variant` is read."""
+    prefix = f"generations/{scene.generation_id}/{scene.variant.label}/"
+    return SceneResult(
+        asset_key=f"{prefix}scene_{scene.number}.mp4",
+        thumbnail_key=f"{prefix}scene_{scene.number}_thumb.jpg",
+        content_type="video/mp4",
+        file_size=1000,
+        checksum="a" * 64,
+        duration_seconds=1.0,
+        width=160,
+        height=90,
+        cost=SCENE_COST,
+        provider_job_id=f"job-{scene.number}",
+        provider_status="succeeded",
+    )
+
+
+def variant_statuses(generation: Generation) -> set[str]:
+    """The distinct statuses of the generation's variants."""
+    return set(Variant.objects.filter(generation=generation).values_list("status", flat=True))
+
+
+def variant_status_by_label(generation: Generation) -> dict[str, str]:
+    """Each variant's status, by its label."""
+    return dict(Variant.objects.filter(generation=generation).values_list("label", "status"))
+
+
+def scene_statuses(generation: Generation) -> set[str]:
+    """The distinct statuses of the generation's scenes."""
+    return set(Scene.objects.filter(generation=generation).values_list("status", flat=True))
+
+
+def assert_counters_match_scenes(generation: Generation) -> None:
+    """The generation's and each variant's counters, and the generation's cost, equal what
+    its scene rows say. Reloads `generation`."""
+    generation.refresh_from_db()
+    scenes = Scene.objects.filter(generation=generation)
+    assert generation.completed_items == scenes.filter(status=SceneStatus.COMPLETED).count()
+    assert generation.failed_items == scenes.filter(status=SceneStatus.FAILED).count()
+    assert generation.cancelled_items == scenes.filter(status=SceneStatus.CANCELLED).count()
+    assert generation.actual_cost == sum(
+        (scene.cost for scene in scenes.filter(status=SceneStatus.COMPLETED)), Decimal(0)
+    )
+    for variant in Variant.objects.filter(generation=generation):
+        mine = scenes.filter(variant=variant)
+        assert variant.scenes_completed == mine.filter(status=SceneStatus.COMPLETED).count()
+        assert variant.scenes_failed == mine.filter(status=SceneStatus.FAILED).count()
+        assert variant.scenes_cancelled == mine.filter(status=SceneStatus.CANCELLED).count()
