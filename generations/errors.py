@@ -51,3 +51,7 @@ class InputError(Exception):
 class ActionRefused(Exception):
     """An action that the generation's current state does not allow (e.g. cancelling a
     completed generation); the message says why."""
+
+
+class LimitExceeded(ActionRefused):
+    """The user already has as many generations in flight as allowed."""

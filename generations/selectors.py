@@ -2,13 +2,22 @@
 themselves, so none can forget to."""
 
 from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib.auth.models import User
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.utils import timezone
 
-from generations.models import Generation, Scene
-from generations.states import ACTIVE_GENERATION_STATUSES, SceneStatus
+from generations.models import Generation, Scene, Variant
+from generations.states import ACTIVE_GENERATION_STATUSES, GenerationStatus, SceneStatus
+
+
+def trash_cutoff(now: datetime | None = None) -> datetime:
+    """Generations deleted before this moment are past retention."""
+    return (now or timezone.now()) - timedelta(days=settings.TRASH_RETENTION_DAYS)
 
 
 def generations_visible_to(user: User, *, include_deleted: bool = False) -> QuerySet[Generation]:
@@ -24,6 +33,81 @@ def generation_get(
 ) -> Generation:
     """One of `user`'s generations; raises Generation.DoesNotExist for anyone else's."""
     return generations_visible_to(user, include_deleted=include_deleted).get(id=generation_id)
+
+
+def with_thumbnail(generations: QuerySet[Generation]) -> QuerySet[Generation]:
+    """Annotates `thumbnail_key`: the thumbnail of the first completed item, read through
+    the scene (generation, status) index, one subquery per row of the page."""
+    first_thumbnail = (
+        Scene.objects.filter(generation_id=OuterRef("id"), status=SceneStatus.COMPLETED)
+        .exclude(thumbnail_key="")
+        .order_by("number")
+        .values("thumbnail_key")[:1]
+    )
+    return generations.annotate(thumbnail_key=Subquery(first_thumbnail))
+
+
+def generation_list(user: User) -> QuerySet[Generation]:
+    """A user's history, newest first, with each row's thumbnail."""
+    return with_thumbnail(generations_visible_to(user)).order_by("-created_at")
+
+
+def generations_in_trash(user: User) -> QuerySet[Generation]:
+    """A user's deleted generations that can still be restored, most recently deleted first."""
+    return with_thumbnail(
+        Generation.objects.filter(owner=user, deleted_at__gte=trash_cutoff())
+    ).order_by("-deleted_at")
+
+
+def library(user: User) -> QuerySet[Generation]:
+    """Generations with something to show: completed and partial successes."""
+    return generation_list(user).filter(
+        status__in=[GenerationStatus.COMPLETED, GenerationStatus.PARTIAL_SUCCESS]
+    )
+
+
+def generation_detail(
+    *, user: User, generation_id: UUID | str, include_deleted: bool = False
+) -> Generation:
+    """A generation with its metadata, variants, scenes and regenerations, in four queries."""
+    ordered_scenes = Prefetch("scenes", queryset=Scene.objects.order_by("number"))
+    return (
+        generations_visible_to(user, include_deleted=include_deleted)
+        .select_related("metadata")
+        .prefetch_related(
+            Prefetch(
+                "variants",
+                queryset=Variant.objects.order_by("position").prefetch_related(ordered_scenes),
+            ),
+            Prefetch(
+                "regenerations",
+                queryset=Generation.objects.only("id", "parent_id").order_by("created_at"),
+            ),
+        )
+        .get(id=generation_id)
+    )
+
+
+def variants_of(generation: Generation) -> QuerySet[Variant]:
+    return Variant.objects.filter(generation=generation).order_by("position")
+
+
+def variant_get(*, user: User, variant_id: UUID | str) -> Variant:
+    """One of `user`'s variants (of a generation not in the trash); DoesNotExist otherwise."""
+    return Variant.objects.select_related("generation").get(
+        id=variant_id, generation__owner=user, generation__deleted_at__isnull=True
+    )
+
+
+def scenes_of(variant: Variant) -> QuerySet[Scene]:
+    return Scene.objects.filter(variant=variant).order_by("number")
+
+
+def scene_get(*, user: User, scene_id: UUID | str) -> Scene:
+    """One of `user`'s scenes (of a generation not in the trash); DoesNotExist otherwise."""
+    return Scene.objects.select_related("variant", "generation").get(
+        id=scene_id, generation__owner=user, generation__deleted_at__isnull=True
+    )
 
 
 def generation_progress(generation_id: UUID) -> Generation:
@@ -82,3 +166,46 @@ def completed_scene_keys(generation_ids: Iterable[UUID]) -> list[tuple[UUID, str
     ).values_list("id", "asset_key", "thumbnail_key"):
         pairs.extend((scene_id, key) for key in (asset, thumbnail) if key)
     return pairs
+
+
+def progress_snapshot(*, user: User, generation_id: UUID | str) -> dict[str, Any]:
+    """Status and counters of one of `user`'s generations and of its variants: the small
+    body that clients poll. Two queries."""
+    generation = (
+        generations_visible_to(user)
+        .only(
+            "id",
+            "status",
+            "total_items",
+            "completed_items",
+            "failed_items",
+            "cancelled_items",
+            "updated_at",
+        )
+        .get(id=generation_id)
+    )
+    variants = list(
+        Variant.objects.filter(generation_id=generation.id)
+        .order_by("position")
+        .values(
+            "id",
+            "label",
+            "status",
+            "total_scenes",
+            "scenes_completed",
+            "scenes_failed",
+            "scenes_cancelled",
+        )
+    )
+    return {
+        "id": generation.id,
+        "status": generation.status,
+        "total_items": generation.total_items,
+        "completed_items": generation.completed_items,
+        "failed_items": generation.failed_items,
+        "cancelled_items": generation.cancelled_items,
+        "pending_items": generation.pending_items,
+        "percent": generation.progress_percent,
+        "updated_at": generation.updated_at,
+        "variants": variants,
+    }

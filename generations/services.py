@@ -3,7 +3,7 @@ delete, restore and purge. The API, the pages, the admin and the commands all ca
 """
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import IO, Any
 
@@ -14,7 +14,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from generations.dispatch import dispatch_generation
-from generations.errors import ActionRefused, ErrorCode, InputError
+from generations.errors import ActionRefused, ErrorCode, InputError, LimitExceeded
 from generations.inputs import items_per_variant, normalise_input
 from generations.models import (
     Generation,
@@ -26,6 +26,7 @@ from generations.models import (
 )
 from generations.progress import elapsed_seconds, finalize_if_ended
 from generations.providers import PROVIDERS, get_provider
+from generations.selectors import trash_cutoff
 from generations.states import (
     ACTIVE_GENERATION_STATUSES,
     GenerationStatus,
@@ -76,6 +77,7 @@ def generation_create(
     prompt = str(snapshot.get("text") or snapshot.get("prompt") or "")
     now = timezone.now()
     with transaction.atomic():
+        _ensure_below_active_limit(owner)
         generation = Generation.objects.create(
             owner=owner,
             kind=kind,
@@ -115,6 +117,21 @@ def generation_create(
         GenerationMetadata.objects.create(generation=generation)
         dispatch_generation(generation.id)
     return generation
+
+
+def _ensure_below_active_limit(owner: User) -> None:
+    """Raise LimitExceeded when `owner` has GENVAULT_MAX_ACTIVE_GENERATIONS in flight.
+    Locks the owner's row so that concurrent submissions are counted one at a time."""
+    list(User.objects.select_for_update().filter(pk=owner.pk).values_list("pk", flat=True))
+    limit = settings.GENVAULT_MAX_ACTIVE_GENERATIONS
+    active = Generation.objects.filter(
+        owner=owner, status__in=ACTIVE_GENERATION_STATUSES, deleted_at__isnull=True
+    )[:limit].count()
+    if active >= limit:
+        raise LimitExceeded(
+            f"You already have {limit} generations pending or processing; wait for one to "
+            "finish or cancel one, then submit again."
+        )
 
 
 def _default_title(kind: str, prompt: str) -> str:
@@ -307,11 +324,6 @@ def generation_restore(*, generation: Generation) -> Generation:
     Generation.objects.filter(id=generation.id).update(deleted_at=None)
     generation.refresh_from_db()
     return generation
-
-
-def trash_cutoff(now: datetime | None = None) -> datetime:
-    """Generations deleted before this moment are past retention."""
-    return (now or timezone.now()) - timedelta(days=settings.TRASH_RETENTION_DAYS)
 
 
 def generations_purge_expired(

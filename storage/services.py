@@ -67,11 +67,20 @@ def object_save(*, key: str, content: IO[bytes] | Path) -> int:
 
 
 def object_open(key: str) -> File[bytes]:
+    """The object as a file to read in chunks, never loaded whole: on S3 the response body
+    streams (django-storages' own S3File would first download it all into memory)."""
     storage = media_storage()
     try:
-        if not storage.exists(key):
-            raise ObjectMissing(key)
-        return storage.open(key, "rb")
+        if is_local(storage):
+            if not storage.exists(key):
+                raise ObjectMissing(key)
+            return storage.open(key, "rb")
+        body = storage.bucket.Object(key).get()["Body"]  # type: ignore[attr-defined]
+        return File(body, name=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            raise ObjectMissing(key) from exc
+        raise StorageUnavailable(f"Could not read {key}: {exc}") from exc
     except _BACKEND_ERRORS as exc:
         raise StorageUnavailable(f"Could not read {key}: {exc}") from exc
 

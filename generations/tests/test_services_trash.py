@@ -11,13 +11,13 @@ from generations import pipeline, services
 from generations.errors import ActionRefused
 from generations.models import Generation, GenerationMetadata, Scene, Variant
 from generations.progress import scene_claim
+from generations.selectors import trash_cutoff
 from generations.services import (
     generation_create,
     generation_delete,
     generation_regenerate,
     generation_restore,
     generations_purge_expired,
-    trash_cutoff,
 )
 from generations.states import GenerationStatus, SceneStatus
 from generations.tests.factories import GenerationFactory

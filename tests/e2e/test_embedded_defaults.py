@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from tests.e2e.workers import ROOT
+from tests.workers import ROOT
 
 SERVICE_VARIABLES = {
     "DATABASE_URL",

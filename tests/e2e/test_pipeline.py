@@ -17,7 +17,7 @@ from generations.providers.local_render import render_video
 from generations.states import GenerationStatus, SceneStatus
 from generations.tests.factories import UserFactory
 from storage.services import object_keys, object_open
-from tests.e2e.conftest import wait_for, wait_until_ended
+from tests.workers import wait_for, wait_until_ended
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -6,11 +6,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from django.db import connection
 
-ROOT = Path(__file__).resolve().parents[2]
+from generations.models import Generation
+from generations.states import FINAL_GENERATION_STATUSES
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_database_url() -> str:
@@ -110,3 +114,21 @@ class Worker:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=10)
         self._log.close()
+
+
+def wait_for(condition: Callable[[], bool], *, timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"Timed out after {timeout:.0f} s waiting for: {message}")
+
+
+def wait_until_ended(generation: Generation, *, timeout: float = 120) -> Generation:
+    def ended() -> bool:
+        generation.refresh_from_db()
+        return generation.status in FINAL_GENERATION_STATUSES
+
+    wait_for(ended, timeout=timeout, message=f"generation {generation.id} to end")
+    return generation

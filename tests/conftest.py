@@ -1,15 +1,12 @@
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from config.celery import app
-from generations.models import Generation
-from generations.states import FINAL_GENERATION_STATUSES
-from tests.e2e.workers import Worker
+from tests.workers import Worker
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 
 @pytest.fixture
@@ -37,21 +34,3 @@ def start_worker(transactional_db, worker_log_dir) -> Iterator[Callable[..., Wor
     for worker in workers:
         worker.stop()
     app.control.purge()
-
-
-def wait_for(condition: Callable[[], bool], *, timeout: float, message: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"Timed out after {timeout:.0f} s waiting for: {message}")
-
-
-def wait_until_ended(generation: Generation, *, timeout: float = 120) -> Generation:
-    def ended() -> bool:
-        generation.refresh_from_db()
-        return generation.status in FINAL_GENERATION_STATUSES
-
-    wait_for(ended, timeout=timeout, message=f"generation {generation.id} to end")
-    return generation

@@ -40,3 +40,17 @@ def test_refuses_to_promote_an_existing_user(owner, monkeypatch):
 
     with pytest.raises(CommandError, match="not a superuser"):
         call_command("ensure_admin")
+
+
+def test_create_api_key_prints_a_working_key(owner, capsys):
+    from history.services import api_key_authenticate
+
+    call_command("create_api_key", owner.username, "--name", "laptop")
+
+    raw_key = capsys.readouterr().out.strip()
+    assert api_key_authenticate(raw_key).user == owner
+
+
+def test_create_api_key_for_an_unknown_user_is_an_error():
+    with pytest.raises(CommandError, match="No user named 'ghost'"):
+        call_command("create_api_key", "ghost")

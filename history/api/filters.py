@@ -1,0 +1,91 @@
+"""Filters of the generation lists. Search matches title, prompt and source URL; on
+PostgreSQL the trigram indexes of migration generations.0003 serve terms of three or more
+characters, and shorter terms only ever scan the requesting user's rows (through the
+owner index), never the table."""
+
+from typing import Any
+
+import django_filters
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from rest_framework.filters import OrderingFilter
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from generations.models import Generation, GenerationKind, Variant
+from generations.states import GenerationStatus
+
+MAX_SEARCH_LENGTH = 200
+
+
+class CommaSeparatedChoiceFilter(django_filters.BaseInFilter, django_filters.ChoiceFilter):
+    """`?status=failed,partial_success` as well as a single value."""
+
+
+class GenerationFilter(django_filters.FilterSet):
+    status = CommaSeparatedChoiceFilter(
+        choices=GenerationStatus.choices, help_text="One or more statuses, comma-separated."
+    )
+    kind = django_filters.ChoiceFilter(choices=GenerationKind.choices)
+    variant = django_filters.CharFilter(
+        method="filter_variant", help_text="Generations that have a variant with this label."
+    )
+    provider = django_filters.CharFilter()
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    has_failures = django_filters.BooleanFilter(
+        method="filter_has_failures",
+        help_text="Only generations with (true) or without failed items.",
+    )
+    parent = django_filters.UUIDFilter(
+        field_name="parent_id", help_text="Regenerations of this generation."
+    )
+    q = django_filters.CharFilter(
+        method="filter_search",
+        max_length=MAX_SEARCH_LENGTH,
+        help_text="Search in title, prompt and source URL.",
+    )
+
+    class Meta:
+        model = Generation
+        fields = ["status", "kind", "provider", "parent"]
+
+    def filter_variant(
+        self, queryset: QuerySet[Generation], name: str, value: str
+    ) -> QuerySet[Generation]:
+        return queryset.filter(
+            Exists(
+                Variant.objects.filter(generation_id=OuterRef("id"), label=value.strip().lower())
+            )
+        )
+
+    def filter_has_failures(
+        self, queryset: QuerySet[Generation], name: str, value: bool | None
+    ) -> QuerySet[Generation]:
+        if value is None:
+            return queryset
+        return queryset.filter(failed_items__gt=0) if value else queryset.filter(failed_items=0)
+
+    def filter_search(
+        self, queryset: QuerySet[Generation], name: str, value: str
+    ) -> QuerySet[Generation]:
+        term = " ".join(value.split())
+        if not term:
+            return queryset
+        return queryset.filter(
+            Q(title__icontains=term) | Q(prompt__icontains=term) | Q(source_url__icontains=term)
+        )
+
+
+class GenerationOrderingFilter(OrderingFilter):
+    """Ordering by generation time leaves out generations that have none yet: cursor pages
+    cannot step over NULLs."""
+
+    ordering_fields = ["created_at", "generation_time_seconds", "actual_cost"]
+
+    def filter_queryset(
+        self, request: Request, queryset: QuerySet[Any], view: APIView
+    ) -> QuerySet[Any]:
+        ordering = self.get_ordering(request, queryset, view) or []
+        if any(field.lstrip("-") == "generation_time_seconds" for field in ordering):
+            queryset = queryset.filter(generation_time_seconds__isnull=False)
+        return super().filter_queryset(request, queryset, view)

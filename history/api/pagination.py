@@ -1,0 +1,104 @@
+"""Cursor pagination by default (stable while new rows arrive, no count at all), and
+page-number pagination on request (`?page=N`) for UIs, whose total is counted only up to
+API_COUNT_CAP rows."""
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any, cast
+
+from django.conf import settings
+from django.core.paginator import Page, Paginator
+from django.db.models import QuerySet
+from rest_framework.pagination import BasePagination, CursorPagination, PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+
+class CappedCountPaginator(Paginator):  # type: ignore[type-arg]
+    """Counts at most API_COUNT_CAP + 1 rows instead of the whole table."""
+
+    @cached_property
+    def count(self) -> int:
+        object_list = self.object_list
+        if isinstance(object_list, QuerySet):
+            # Ids only: annotations (such as the thumbnail subquery) stay out of the count.
+            return object_list.order_by().values("pk")[: settings.API_COUNT_CAP + 1].count()
+        return len(object_list)
+
+
+class CappedPageNumberPagination(PageNumberPagination):
+    page_size = settings.API_PAGE_SIZE
+    page_size_query_param = "page_size"
+    max_page_size = settings.API_MAX_PAGE_SIZE
+    django_paginator_class = CappedCountPaginator
+
+    def get_paginated_response(self, data: Any) -> Response:
+        page = cast(Page[Any], self.page)  # set by paginate_queryset, which runs first
+        count = page.paginator.count
+        capped = count > settings.API_COUNT_CAP
+        return Response(
+            {
+                "count": min(count, settings.API_COUNT_CAP),
+                "count_is_capped": capped,
+                "next": self.get_next_link(),
+                "previous": self.get_previous_link(),
+                "results": data,
+            }
+        )
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        response = super().get_paginated_response_schema(schema)
+        response["properties"]["count_is_capped"] = {
+            "type": "boolean",
+            "description": f"True when there are more than {settings.API_COUNT_CAP} rows.",
+        }
+        return response
+
+
+class NewestFirstCursorPagination(CursorPagination):
+    page_size = settings.API_PAGE_SIZE
+    page_size_query_param = "page_size"
+    max_page_size = settings.API_MAX_PAGE_SIZE
+    ordering = "-created_at"
+
+
+class HistoryPagination(BasePagination):
+    """Cursor pagination unless the request asks for `page`."""
+
+    def __init__(self) -> None:
+        self.cursor = NewestFirstCursorPagination()
+        self.numbered = CappedPageNumberPagination()
+        self.active: BasePagination = self.cursor
+
+    def paginate_queryset(
+        self, queryset: QuerySet[Any] | Sequence[Any], request: Request, view: APIView | None = None
+    ) -> list[Any] | None:
+        self.active = self.numbered if "page" in request.query_params else self.cursor
+        return self.active.paginate_queryset(queryset, request, view)
+
+    def get_paginated_response(self, data: Any) -> Response:
+        return self.active.get_paginated_response(data)
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        cursor = self.cursor.get_paginated_response_schema(schema)
+        cursor["properties"].update(
+            self.numbered.get_paginated_response_schema(schema)["properties"]
+        )
+        cursor["required"] = ["results"]
+        cursor["description"] = (
+            "Cursor pages (next/previous) by default; with ?page=N also count and count_is_capped."
+        )
+        return cursor
+
+    def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, Any]]:
+        return [
+            *self.cursor.get_schema_operation_parameters(view),
+            {
+                "name": "page",
+                "required": False,
+                "in": "query",
+                "description": "Page number: switches to numbered pages with a capped count.",
+                "schema": {"type": "integer", "minimum": 1},
+            },
+        ]

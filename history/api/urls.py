@@ -1,0 +1,24 @@
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from history.api import views
+from history.api.keys import ApiKeyViewSet
+
+app_name = "api"
+
+router = DefaultRouter()
+router.include_root_view = False
+router.register("generations", views.GenerationViewSet, basename="generation")
+router.register("variants", views.VariantViewSet, basename="variant")
+router.register("scenes", views.SceneViewSet, basename="scene")
+router.register("keys", ApiKeyViewSet, basename="api-key")
+
+urlpatterns = [
+    path("", include(router.urls)),
+    path("library/", views.LibraryView.as_view(), name="library"),
+    path("trash/", views.TrashView.as_view(), name="trash"),
+    path("stats/", views.StatsView.as_view(), name="stats"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+]

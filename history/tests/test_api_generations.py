@@ -1,0 +1,549 @@
+import io
+import uuid
+import zipfile
+
+import pytest
+from django.test import override_settings
+from rest_framework.test import APIClient
+
+from generations.models import Generation
+from generations.tests.factories import GenerationFactory, SceneFactory, VariantFactory
+from history.tests.conftest import make_images, run_in_process
+
+pytestmark = pytest.mark.django_db
+
+VIDEO = {
+    "prompt": "A kettle",
+    "scenes_per_variant": 1,
+    "scene_seconds": 1,
+    "width": 160,
+    "height": 90,
+    "fps": 12,
+    "variants": ["soft"],
+}
+
+
+def _error(response):
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "fields"}
+    return body["error"]
+
+
+# Create ---------------------------------------------------------------------------------
+
+
+def test_create_records_a_pending_generation_and_enqueues_it(
+    api, owner, sent, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post(
+            "/api/generations/",
+            {"kind": "video_ad", "title": "Kettle", "input": VIDEO},
+            format="json",
+        )
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["status"] == "pending"
+    assert body["title"] == "Kettle"
+    assert body["total_items"] == 1
+    assert body["input"]["seed"] >= 0
+    assert [v["label"] for v in body["variants"]] == ["soft"]
+    assert body["variants"][0]["scenes"][0]["status"] == "queued"
+    assert Generation.objects.get(id=body["id"]).owner == owner
+    assert sent == [("generations.tasks.run_generation", uuid.UUID(body["id"]))]
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"kind": "podcast"}, "kind"),
+        (
+            {"kind": "video_ad", "input": {"scenes_per_variant": 99, "prompt": "x"}},
+            "input.scenes_per_variant",
+        ),
+        ({"kind": "video_ad", "input": {}}, "input.prompt"),
+        ({"kind": "speech", "input": {"text": ""}}, "input.text"),
+        ({"kind": "image", "input": "not an object"}, "input"),
+        ({"kind": "image", "input": {"prompt": "x"}, "provider": "nope"}, "provider"),
+        ({"kind": "image", "input": {"prompt": "x", "width": 63}}, "input.width"),
+    ],
+)
+def test_create_names_the_bad_field(api, payload, field):
+    response = api.post("/api/generations/", payload, format="json")
+
+    assert response.status_code == 400
+    error = _error(response)
+    assert error["code"] == "invalid"
+    assert field in error["fields"]
+    assert not Generation.objects.exists()
+
+
+@pytest.mark.parametrize("field", ["owner", "status", "completed_items", "actual_cost", "id"])
+def test_fields_a_client_must_not_set_are_refused(api, field):
+    response = api.post(
+        "/api/generations/",
+        {"kind": "image", "input": {"prompt": "x"}, field: "anything"},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert field in _error(response)["fields"]
+
+
+def test_malformed_json_is_a_400(api):
+    response = api.post("/api/generations/", "{not json", content_type="application/json")
+
+    assert response.status_code == 400
+    assert _error(response)["code"] == "parse_error"
+
+
+def test_oversized_body_is_a_400_not_a_500(api):
+    response = api.post(
+        "/api/generations/",
+        {"kind": "image", "input": {"prompt": "x" * 2_000_000}},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert _error(response)["code"] == "bad_request"
+
+
+@override_settings(GENVAULT_MAX_ACTIVE_GENERATIONS=2)
+def test_too_many_in_flight_answers_409(api, owner):
+    make_images(owner, run=False)
+    make_images(owner, run=False)
+
+    response = api.post(
+        "/api/generations/", {"kind": "image", "input": {"prompt": "x"}}, format="json"
+    )
+
+    assert response.status_code == 409
+    error = _error(response)
+    assert error["code"] == "limit_exceeded"
+    assert "2 generations" in error["message"]
+
+
+def test_upload_source_is_stored(api):
+    with open(__file__, "rb") as handle:
+        response = api.post(
+            "/api/generations/",
+            {"kind": "video_ad", "source_file": handle},
+            format="multipart",
+        )
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["source_type"] == "upload"
+    assert body["input"]["source_key"].endswith("/source/original.py")
+
+
+def test_anonymous_requests_are_refused():
+    response = APIClient().get("/api/generations/")
+
+    assert response.status_code == 401
+    assert _error(response)["code"] == "not_authenticated"
+
+
+def test_session_writes_need_the_csrf_token(owner):
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(owner)
+
+    response = client.post(
+        "/api/generations/", {"kind": "image", "input": {"prompt": "x"}}, format="json"
+    )
+
+    assert response.status_code == 403
+    assert "CSRF" in _error(response)["message"]
+
+
+# Read -----------------------------------------------------------------------------------
+
+
+def test_list_is_newest_first_with_thumbnails(api, owner, completed):
+    older = make_images(owner, run=False)
+    Generation.objects.filter(id=older.id).update(
+        created_at=completed.created_at.replace(year=2020)
+    )
+
+    response = api.get("/api/generations/")
+
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [row["id"] for row in results] == [str(completed.id), str(older.id)]
+    assert results[0]["thumbnail_url"].startswith("http")
+    assert results[1]["thumbnail_url"] is None
+    assert results[0]["progress_percent"] == 100
+
+
+def test_cursor_pages_are_stable_while_new_rows_arrive(api, owner):
+    for _ in range(5):
+        GenerationFactory(owner=owner)
+
+    first = api.get("/api/generations/?page_size=2").json()
+    GenerationFactory(owner=owner)  # arrives while the client pages
+    second = api.get(first["next"]).json()
+    third = api.get(second["next"]).json()
+
+    seen = [row["id"] for page in (first, second, third) for row in page["results"]]
+    assert len(seen) == len(set(seen)) == 5
+    assert third["next"] is None
+
+
+def test_numbered_pages_count_up_to_the_cap(api, owner):
+    for _ in range(5):
+        GenerationFactory(owner=owner)
+
+    with override_settings(API_COUNT_CAP=3):
+        body = api.get("/api/generations/?page=1&page_size=2").json()
+
+    assert body["count"] == 3
+    assert body["count_is_capped"] is True
+    assert len(body["results"]) == 2
+
+
+def test_page_size_is_bounded(api, owner):
+    for _ in range(3):
+        GenerationFactory(owner=owner)
+
+    body = api.get("/api/generations/?page_size=100000").json()
+
+    assert len(body["results"]) == 3  # capped at API_MAX_PAGE_SIZE, not refused
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("status=failed", {"failed"}),
+        ("status=failed,completed", {"failed", "completed", "speech"}),
+        ("kind=speech", {"speech"}),
+        ("has_failures=true", {"failed"}),
+        ("has_failures=false", {"completed", "speech"}),
+        ("q=lighthouse", {"completed"}),
+        ("q=LIGHT", {"completed"}),
+        ("q=ad", {"failed"}),
+        ("variant=ultra", {"failed"}),
+        ("provider=other", {"speech"}),
+    ],
+)
+def test_filters(api, owner, query, expected):
+    named = {
+        "completed": GenerationFactory(owner=owner, status="completed", title="Lighthouse at dusk"),
+        "failed": GenerationFactory(
+            owner=owner,
+            status="failed",
+            failed_items=1,
+            total_items=1,
+            source_url="https://cdn.example.com/ad.mp4",
+        ),
+        "speech": GenerationFactory(
+            owner=owner, status="completed", kind="speech", provider="other"
+        ),
+    }
+    VariantFactory(generation=named["failed"], label="ultra")
+    GenerationFactory(status="failed", title="Lighthouse of someone else")
+
+    response = api.get(f"/api/generations/?{query}")
+
+    assert response.status_code == 200
+    names = {
+        name
+        for name, g in named.items()
+        if str(g.id) in {r["id"] for r in response.json()["results"]}
+    }
+    assert names == expected
+
+
+def test_created_range_and_parent_filters(api, owner):
+    parent = GenerationFactory(owner=owner)
+    child = GenerationFactory(owner=owner, parent=parent)
+    Generation.objects.filter(id=parent.id).update(created_at="2025-01-10T00:00:00Z")
+
+    assert _ids(api.get(f"/api/generations/?parent={parent.id}")) == [str(child.id)]
+    assert _ids(api.get("/api/generations/?created_before=2025-02-01T00:00:00Z")) == [
+        str(parent.id)
+    ]
+    assert _ids(api.get("/api/generations/?created_after=2025-02-01T00:00:00Z")) == [str(child.id)]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["status=running", "kind=podcast", "created_after=yesterday", "parent=42", "ordering=owner"],
+)
+def test_bad_filter_values_are_400(api, query):
+    response = api.get(f"/api/generations/?{query}")
+
+    if query == "ordering=owner":  # unknown ordering fields are ignored, as DRF does
+        assert response.status_code == 200
+    else:
+        assert response.status_code == 400
+        assert _error(response)["fields"]
+
+
+def test_ordering(api, owner):
+    cheap = GenerationFactory(owner=owner, actual_cost="0.1", generation_time_seconds=9)
+    dear = GenerationFactory(owner=owner, actual_cost="2.5", generation_time_seconds=3)
+    running = GenerationFactory(owner=owner, actual_cost="0", generation_time_seconds=None)
+
+    assert _ids(api.get("/api/generations/?ordering=-actual_cost")) == [
+        str(dear.id),
+        str(cheap.id),
+        str(running.id),
+    ]
+    assert _ids(api.get("/api/generations/?ordering=generation_time_seconds")) == [
+        str(dear.id),
+        str(cheap.id),
+    ]
+    assert _ids(api.get("/api/generations/?ordering=created_at"))[0] == str(cheap.id)
+
+
+def _ids(response):
+    assert response.status_code == 200, response.content
+    return [row["id"] for row in response.json()["results"]]
+
+
+def test_detail_has_variants_scenes_metadata_and_lineage(api, owner, completed):
+    child = make_images(owner, run=False)
+    Generation.objects.filter(id=child.id).update(parent=completed)
+
+    body = api.get(f"/api/generations/{completed.id}/").json()
+
+    assert body["lineage"] == {"parent": None, "regenerations": [str(child.id)]}
+    assert body["metadata"]["prompts"]["a"] == ["A red kite over the dunes, soft natural light"]
+    scene = body["variants"][0]["scenes"][0]
+    assert scene["status"] == "completed"
+    assert (scene["width"], scene["height"]) == (64, 64)
+    assert scene["content_type"] == "image/png"
+    assert scene["asset_url"].startswith("http")
+    assert scene["download_url"].endswith(f"/api/scenes/{scene['id']}/download/")
+
+
+def test_variants_and_scenes_lists(api, completed):
+    variants = api.get(f"/api/generations/{completed.id}/variants/").json()
+    assert [v["label"] for v in variants] == ["a", "b"]
+
+    scenes = api.get(f"/api/variants/{variants[1]['id']}/scenes/").json()
+    assert [s["number"] for s in scenes] == [1]
+    assert api.get(f"/api/variants/{variants[1]['id']}/").json()["label"] == "b"
+    assert api.get(f"/api/scenes/{scenes[0]['id']}/").json()["status"] == "completed"
+
+
+def test_progress_has_an_etag_and_answers_304_when_unchanged(api, owner):
+    generation = make_images(owner, run=False)
+
+    first = api.get(f"/api/generations/{generation.id}/progress/")
+    assert first.status_code == 200
+    assert first.json()["percent"] == 0
+    assert [v["label"] for v in first.json()["variants"]] == ["a", "b"]
+    etag = first["ETag"]
+
+    unchanged = api.get(f"/api/generations/{generation.id}/progress/", HTTP_IF_NONE_MATCH=etag)
+    assert unchanged.status_code == 304
+
+    run_in_process(generation)
+    changed = api.get(f"/api/generations/{generation.id}/progress/", HTTP_IF_NONE_MATCH=etag)
+    assert changed.status_code == 200
+    assert changed.json()["status"] == "completed"
+    assert changed.json()["percent"] == 100
+
+
+def test_download_zip_holds_every_asset_and_a_manifest(api, completed):
+    response = api.get(f"/api/generations/{completed.id}/download/")
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/zip"
+    assert "attachment" in response["Content-Disposition"]
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    names = set(archive.namelist())
+    assert {"a/scene_1.png", "a/scene_1_thumb.jpg", "b/scene_1.png", "manifest.json"} <= names
+
+
+def test_scene_download_redirects_to_a_short_lived_url(api, completed):
+    scene = completed.scenes.first()
+
+    response = api.get(f"/api/scenes/{scene.id}/download/")
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("http")
+
+
+def test_scene_without_an_asset_has_nothing_to_download(api, owner):
+    scene = SceneFactory(variant__generation__owner=owner, status="failed")
+
+    assert api.get(f"/api/scenes/{scene.id}/download/").status_code == 404
+
+
+def test_library_holds_completed_and_partial_generations_only(api, owner, completed):
+    partial = make_images(owner, fail_scenes=["b:1"])
+    make_images(owner, run=False)
+
+    ids = _ids(api.get("/api/library/"))
+
+    assert partial.status == "partial_success"
+    assert set(ids) == {str(completed.id), str(partial.id)}
+
+
+def test_stats_for_the_user_and_for_staff(api, owner, completed, staff_user):
+    GenerationFactory(status="failed")  # someone else's
+
+    mine = api.get("/api/stats/").json()
+    assert mine["scope"] == "user"
+    assert mine["total"] == 1
+
+    assert api.get("/api/stats/?scope=all").status_code == 403
+    assert api.get("/api/stats/?days=0").status_code == 400
+
+    staff = APIClient()
+    staff.force_authenticate(staff_user)
+    assert staff.get("/api/stats/?scope=all").json()["total"] == 2
+
+
+# Actions --------------------------------------------------------------------------------
+
+
+def test_cancel_retry_regenerate_delete_restore(api, owner):
+    pending = make_images(owner, run=False)
+    cancelled = api.post(f"/api/generations/{pending.id}/cancel/")
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "cancelled"
+    assert api.post(f"/api/generations/{pending.id}/cancel/").status_code == 409
+
+    retried = api.post(f"/api/generations/{pending.id}/retry/")
+    assert retried.status_code == 202
+    assert retried.json()["status"] == "processing"
+
+    regenerated = api.post(
+        f"/api/generations/{pending.id}/regenerate/",
+        {"title": "Again", "overrides": {"seed": 3}},
+        format="json",
+    )
+    assert regenerated.status_code == 201
+    assert regenerated.json()["lineage"]["parent"] == str(pending.id)
+    assert regenerated.json()["input"]["seed"] == 3
+    assert regenerated.json()["title"] == "Again"
+
+    assert api.delete(f"/api/generations/{pending.id}/").status_code == 204
+    assert api.get(f"/api/generations/{pending.id}/").status_code == 404
+    assert _ids(api.get("/api/trash/")) == [str(pending.id)]
+    restored = api.post(f"/api/generations/{pending.id}/restore/")
+    assert restored.status_code == 200
+    assert api.get(f"/api/generations/{pending.id}/").status_code == 200
+
+
+def test_regenerate_with_bad_overrides_is_a_400(api, completed):
+    response = api.post(
+        f"/api/generations/{completed.id}/regenerate/",
+        {"overrides": {"width": "wide"}},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert "input.width" in _error(response)["fields"]
+
+
+def test_retry_of_a_completed_generation_is_a_409(api, completed):
+    response = api.post(f"/api/generations/{completed.id}/retry/")
+
+    assert response.status_code == 409
+    assert _error(response)["code"] == "conflict"
+
+
+# Scoping ---------------------------------------------------------------------------------
+
+
+def _routes(generation, variant, scene):
+    return [
+        ("get", f"/api/generations/{generation}/"),
+        ("delete", f"/api/generations/{generation}/"),
+        ("post", f"/api/generations/{generation}/cancel/"),
+        ("post", f"/api/generations/{generation}/retry/"),
+        ("post", f"/api/generations/{generation}/regenerate/"),
+        ("post", f"/api/generations/{generation}/restore/"),
+        ("get", f"/api/generations/{generation}/progress/"),
+        ("get", f"/api/generations/{generation}/variants/"),
+        ("get", f"/api/generations/{generation}/download/"),
+        ("get", f"/api/variants/{variant}/"),
+        ("get", f"/api/variants/{variant}/scenes/"),
+        ("get", f"/api/scenes/{scene}/"),
+        ("get", f"/api/scenes/{scene}/download/"),
+    ]
+
+
+def test_every_route_answers_404_for_another_users_ids_exactly_like_missing_ids(
+    other_api, completed
+):
+    variant = completed.variants.first()
+    scene = completed.scenes.first()
+    missing = uuid.uuid4()
+
+    for (method, theirs), (_, absent) in zip(
+        _routes(completed.id, variant.id, scene.id), _routes(missing, missing, missing), strict=True
+    ):
+        foreign = getattr(other_api, method)(theirs, format="json")
+        nothing = getattr(other_api, method)(absent, format="json")
+        assert foreign.status_code == nothing.status_code == 404, theirs
+        assert foreign.json() == nothing.json()
+    completed.refresh_from_db()
+    assert completed.deleted_at is None
+    assert not Generation.objects.filter(parent=completed).exists()
+
+
+def test_lists_never_show_another_users_generations(other_api, completed):
+    for path in ("/api/generations/", "/api/library/", "/api/trash/"):
+        assert _ids(other_api.get(path)) == []
+    assert other_api.get("/api/stats/").json()["total"] == 0
+
+
+def test_unknown_api_path_answers_json_404(api):
+    response = api.get("/api/nothing-here/")
+
+    assert response.status_code == 404
+    assert _error(response)["code"] == "not_found"
+
+
+# Limits and queries ---------------------------------------------------------------------
+
+
+def test_create_is_throttled(api, settings):
+    rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "create": "2/min"}
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
+    from rest_framework.throttling import ScopedRateThrottle
+
+    ScopedRateThrottle.THROTTLE_RATES = rates
+    try:
+        codes = [
+            api.post(
+                "/api/generations/", {"kind": "image", "input": {"prompt": "x"}}, format="json"
+            ).status_code
+            for _ in range(3)
+        ]
+    finally:
+        from rest_framework.settings import api_settings
+
+        ScopedRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+    assert codes == [201, 201, 429]
+
+
+@pytest.mark.parametrize("page_size", [10, 100])
+def test_list_runs_a_constant_number_of_queries(
+    api, owner, page_size, django_assert_max_num_queries
+):
+    for _ in range(12):
+        SceneFactory(variant__generation__owner=owner, status="completed", thumbnail_key="t.jpg")
+
+    with django_assert_max_num_queries(3):
+        response = api.get(f"/api/generations/?page_size={page_size}")
+    assert len(response.json()["results"]) == min(12, page_size)
+
+    with django_assert_max_num_queries(4):
+        api.get(f"/api/generations/?page=1&page_size={page_size}")
+
+
+@pytest.mark.parametrize("items", [1, 4])
+def test_detail_runs_a_constant_number_of_queries(api, owner, items, django_assert_max_num_queries):
+    generation = make_images(owner, images_per_variant=items)
+
+    with django_assert_max_num_queries(4):
+        response = api.get(f"/api/generations/{generation.id}/")
+    assert len(response.json()["variants"][0]["scenes"]) == items
