@@ -12,8 +12,11 @@ app.autodiscover_tasks()
 
 @app.on_configure.connect
 def _create_filesystem_broker_folders(sender: Celery, **kwargs: object) -> None:
-    """kombu's filesystem transport expects its folders to exist."""
-    options = sender.conf.broker_transport_options or {}
+    """kombu's filesystem transport expects its folders to exist. (Reads Django's settings:
+    the app's own configuration is not readable while it is being configured.)"""
+    from django.conf import settings
+
+    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}) or {}
     for key in ("data_folder_in", "data_folder_out", "control_folder"):
         if key in options:
             Path(options[key]).mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from history.api.schema import errors
 from history.authentication import ApiKeyAuthentication
 from history.models import ApiKey
 from history.selectors import api_key_get, api_keys_of
@@ -67,14 +68,17 @@ class ApiKeyCreatedSerializer(ApiKeyOutputSerializer):
     list=extend_schema(
         summary="List your API keys",
         description=f"Active keys first, then the most recently revoked; at most {LIST_LIMIT}.",
-        responses=ApiKeyOutputSerializer(many=True),
+        responses={200: ApiKeyOutputSerializer(many=True), **errors(401, 429)},
         examples=[OpenApiExample("Keys", value=[_EXAMPLE_KEY], response_only=True)],
     ),
     create=extend_schema(
         summary="Create an API key",
-        description="Returns the raw key once, in `key`; only its prefix is shown afterwards.",
+        description=(
+            "Returns the raw key once, in `key`; only its prefix is shown afterwards. Needs "
+            "a signed-in session: an API key cannot create keys (403)."
+        ),
         request=ApiKeyCreateSerializer,
-        responses={201: ApiKeyCreatedSerializer},
+        responses={201: ApiKeyCreatedSerializer, **errors(400, 401, 403, 415, 429)},
         examples=[
             OpenApiExample("Request", value={"name": "CI pipeline"}, request_only=True),
             OpenApiExample(
@@ -91,7 +95,7 @@ class ApiKeyCreatedSerializer(ApiKeyOutputSerializer):
         parameters=[
             OpenApiParameter("id", int, OpenApiParameter.PATH, description="The key's id.")
         ],
-        responses={204: None},
+        responses={204: None, **errors(401, 404, 429)},
     ),
 )
 class ApiKeyViewSet(
@@ -104,7 +108,7 @@ class ApiKeyViewSet(
     serializer_class = ApiKeyOutputSerializer
     pagination_class = None
     filter_backends = []
-    lookup_value_regex = r"\d+"
+    lookup_value_converter = "int"
 
     @property
     def throttle_scope(self) -> str:

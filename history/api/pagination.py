@@ -9,6 +9,7 @@ from typing import Any, cast
 from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import BasePagination, CursorPagination, PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -27,11 +28,36 @@ class CappedCountPaginator(Paginator):  # type: ignore[type-arg]
         return len(object_list)
 
 
+def _strict_page_size(request: Request, query_param: str, default: int, maximum: int) -> int:
+    """The requested page size, capped at `maximum`; anything but a positive integer is a
+    400 rather than silently replaced."""
+    raw = request.query_params.getlist(query_param)
+    if not raw:
+        return default
+    if len(raw) > 1 or not raw[0].isdigit() or int(raw[0]) < 1:
+        raise ValidationError({query_param: ["Must be a positive whole number."]})
+    return min(int(raw[0]), maximum)
+
+
+def _bounded_parameters(parameters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Say in the schema what _strict_page_size and the pages accept."""
+    for parameter in parameters:
+        if parameter["name"] in ("page_size", "page"):
+            parameter["schema"] = {**parameter["schema"], "minimum": 1}
+    return parameters
+
+
 class CappedPageNumberPagination(PageNumberPagination):
     page_size = settings.API_PAGE_SIZE
     page_size_query_param = "page_size"
     max_page_size = settings.API_MAX_PAGE_SIZE
     django_paginator_class = CappedCountPaginator
+
+    def get_page_size(self, request: Request) -> int:
+        return _strict_page_size(request, "page_size", self.page_size, self.max_page_size)
+
+    def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, Any]]:
+        return _bounded_parameters(super().get_schema_operation_parameters(view))
 
     def get_paginated_response(self, data: Any) -> Response:
         page = cast(Page[Any], self.page)  # set by paginate_queryset, which runs first
@@ -61,6 +87,9 @@ class NewestFirstCursorPagination(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = settings.API_MAX_PAGE_SIZE
     ordering = "-created_at"
+
+    def get_page_size(self, request: Request) -> int:
+        return _strict_page_size(request, "page_size", self.page_size, self.max_page_size)
 
 
 class HistoryPagination(BasePagination):
@@ -92,13 +121,11 @@ class HistoryPagination(BasePagination):
         return cursor
 
     def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, Any]]:
-        return [
-            *self.cursor.get_schema_operation_parameters(view),
-            {
-                "name": "page",
-                "required": False,
-                "in": "query",
-                "description": "Page number: switches to numbered pages with a capped count.",
-                "schema": {"type": "integer", "minimum": 1},
-            },
-        ]
+        page = {
+            "name": "page",
+            "required": False,
+            "in": "query",
+            "description": "Page number: switches to numbered pages with a capped count.",
+            "schema": {"type": "integer"},
+        }
+        return _bounded_parameters([*self.cursor.get_schema_operation_parameters(view), page])

@@ -3,6 +3,7 @@ only parse, and the services validate the generation input itself."""
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.reverse import reverse
@@ -21,6 +22,26 @@ VIDEO_AD_EXAMPLE = {
         "seed": 7,
     },
 }
+
+
+@extend_schema_field(OpenApiTypes.OBJECT)
+class JSONObjectField(serializers.JSONField):
+    """A JSON object (not a list, string or null)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        value = super().to_internal_value(data)
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be a JSON object.")
+        return value
+
+
+class StrictCharField(serializers.CharField):
+    """Text only: DRF's CharField would turn 0 or true into "0" or "True"."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            raise serializers.ValidationError("Must be a string.")
+        return str(super().to_internal_value(data))
 
 
 class NoUnknownFieldsMixin(serializers.Serializer):  # type: ignore[type-arg]
@@ -57,8 +78,8 @@ class NoUnknownFieldsMixin(serializers.Serializer):  # type: ignore[type-arg]
 )
 class GenerationCreateSerializer(NoUnknownFieldsMixin):
     kind = serializers.ChoiceField(choices=GenerationKind.choices)
-    title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    input = serializers.JSONField(
+    title = StrictCharField(max_length=200, required=False, allow_blank=True, default="")
+    input = JSONObjectField(
         required=False,
         default=dict,
         help_text=(
@@ -68,30 +89,20 @@ class GenerationCreateSerializer(NoUnknownFieldsMixin):
             "fail_rate and delay_ms inject trouble for tests and demos."
         ),
     )
-    provider = serializers.CharField(max_length=50, required=False)
-    model = serializers.CharField(max_length=100, required=False)
+    provider = StrictCharField(max_length=50, required=False)
+    model = StrictCharField(max_length=100, required=False)
     source_file = serializers.FileField(
         required=False, help_text="Video ad: a source video to analyse (multipart upload)."
     )
 
-    def validate_input(self, value: Any) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("Must be a JSON object.")
-        return value
-
 
 class RegenerateSerializer(NoUnknownFieldsMixin):
-    title = serializers.CharField(max_length=200, required=False)
-    overrides = serializers.JSONField(
+    title = StrictCharField(max_length=200, required=False, allow_blank=True)
+    overrides = JSONObjectField(
         required=False,
         default=dict,
         help_text='Input fields to change, e.g. {"seed": 8} or {"variants": ["soft"]}.',
     )
-
-    def validate_overrides(self, value: Any) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("Must be a JSON object.")
-        return value
 
 
 class SceneSerializer(serializers.ModelSerializer[Scene]):
@@ -242,6 +253,8 @@ class GenerationDetailSerializer(GenerationSerializer):
 
     variants = VariantWithScenesSerializer(many=True, read_only=True)
     metadata = MetadataSerializer(read_only=True)
+    # Empty when the generation has no source URL, so not typed as a URI.
+    source_url = serializers.CharField(read_only=True)
     lineage = serializers.SerializerMethodField()
 
     class Meta(GenerationSerializer.Meta):

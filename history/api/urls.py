@@ -7,8 +7,10 @@ from history.api.keys import ApiKeyViewSet
 
 app_name = "api"
 
-router = DefaultRouter()
+# Path converters (uuid, int) so that a malformed id is a 404 like any unknown one.
+router = DefaultRouter(use_regex_path=False)
 router.include_root_view = False
+router.include_format_suffixes = False
 router.register("generations", views.GenerationViewSet, basename="generation")
 router.register("variants", views.VariantViewSet, basename="variant")
 router.register("scenes", views.SceneViewSet, basename="scene")

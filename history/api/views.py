@@ -6,6 +6,7 @@ import hashlib
 import json
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
 from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
@@ -32,6 +33,7 @@ from generations.models import Generation, Scene, Variant
 from generations.stats import generation_stats
 from history.api.filters import GenerationFilter, GenerationOrderingFilter
 from history.api.pagination import CappedPageNumberPagination, HistoryPagination
+from history.api.schema import ACTION_ERRORS, LIST_ERRORS, READ_ERRORS, WRITE_ERRORS, errors
 from history.api.serializers import (
     GenerationCreateSerializer,
     GenerationDetailSerializer,
@@ -44,21 +46,17 @@ from history.api.serializers import (
 from storage.archive import stream_zip
 from storage.services import object_url
 
-ERRORS = {
-    400: OpenApiResponse(description="Invalid input: error.fields names each bad field."),
-    401: OpenApiResponse(description="Missing or invalid credentials."),
-    404: OpenApiResponse(description="No such object among yours."),
-    409: OpenApiResponse(description="The action does not fit the current state, or a limit."),
-    429: OpenApiResponse(description="Too many requests; retry after the Retry-After header."),
-}
-READ_ERRORS = {code: ERRORS[code] for code in (401, 404, 429)}
-ACTION_ERRORS = {code: ERRORS[code] for code in (401, 404, 409, 429)}
-
 
 def _get_or_404(lookup: Any, **kwargs: Any) -> Any:
     try:
         return lookup(**kwargs)
-    except (Generation.DoesNotExist, Variant.DoesNotExist, Scene.DoesNotExist, ValueError):
+    except (
+        Generation.DoesNotExist,
+        Variant.DoesNotExist,
+        Scene.DoesNotExist,
+        ValueError,
+        DjangoValidationError,
+    ):
         raise Http404 from None
 
 
@@ -66,7 +64,7 @@ def _get_or_404(lookup: Any, **kwargs: Any) -> Any:
     list=extend_schema(
         summary="List your generations",
         description="Newest first. Cursor pages by default; `?page=N` gives numbered pages.",
-        responses={200: GenerationSerializer, **READ_ERRORS},
+        responses={200: GenerationSerializer, **LIST_ERRORS},
     ),
     retrieve=extend_schema(
         summary="One generation with its variants, scenes, metadata and lineage",
@@ -141,7 +139,7 @@ class GenerationViewSet(
             "Records the generation (pending) with its variants and scenes, then enqueues it. "
             "JSON, or multipart with `source_file` for a video ad's source."
         ),
-        responses={201: GenerationDetailSerializer, **ERRORS},
+        responses={201: GenerationDetailSerializer, **WRITE_ERRORS},
     )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = GenerationCreateSerializer(data=request.data)
@@ -194,7 +192,7 @@ class GenerationViewSet(
         summary="Start a new generation from this one's input",
         description="Same input and seed unless `overrides` change them; `parent` links the two.",
         request=RegenerateSerializer,
-        responses={201: GenerationDetailSerializer, **ERRORS},
+        responses={201: GenerationDetailSerializer, **WRITE_ERRORS},
     )
     @action(detail=True, methods=["post"])
     def regenerate(self, request: Request, pk: str) -> Response:
@@ -332,7 +330,7 @@ class SceneViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):  # type:
 
 @extend_schema(
     summary="Your library: completed and partially successful generations",
-    responses={200: GenerationSerializer, **READ_ERRORS},
+    responses={200: GenerationSerializer, **LIST_ERRORS},
 )
 class LibraryView(ListAPIView):  # type: ignore[type-arg]
     serializer_class = GenerationSerializer
@@ -349,7 +347,7 @@ class LibraryView(ListAPIView):  # type: ignore[type-arg]
 
 @extend_schema(
     summary="Your trash: deleted generations that can still be restored",
-    responses={200: GenerationSerializer, **READ_ERRORS},
+    responses={200: GenerationSerializer, **LIST_ERRORS},
 )
 class TrashView(ListAPIView):  # type: ignore[type-arg]
     serializer_class = GenerationSerializer
@@ -376,13 +374,13 @@ class StatsView(APIView):
                 enum=["user", "all"],
                 description="`all` (staff only) covers every user.",
             ),
-            OpenApiParameter("days", OpenApiTypes.INT, description="Days in the series (1-365)."),
+            OpenApiParameter(
+                "days",
+                {"type": "integer", "minimum": 1, "maximum": 365},
+                description="Days in the daily series (default 30).",
+            ),
         ],
-        responses={
-            200: OpenApiTypes.OBJECT,
-            403: OpenApiResponse(description="scope=all needs staff."),
-            **READ_ERRORS,
-        },
+        responses={200: OpenApiTypes.OBJECT, **errors(400, 401, 403, 429)},
     )
     def get(self, request: Request) -> Response:
         scope = request.query_params.get("scope", "user")

@@ -118,8 +118,8 @@ def test_card_shows_kind_progress_dates_time_cost_and_placeholder(client, owner)
     assert 'aria-valuemax="16" aria-valuenow="12"' in body
     assert "ago)" in body
     assert "running…" in body
-    assert "$0.1100" in body
-    assert "estimate $0.1600" in body
+    assert "0.1100" in body
+    assert "estimate 0.1600" in body
     assert "In progress" in body  # no thumbnail yet
 
 

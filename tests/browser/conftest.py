@@ -22,7 +22,7 @@ WIDTHS = (1280, 390)
 _not_run: list[str] = []
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists():
         reason = f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)"
@@ -32,13 +32,24 @@ def browser() -> Iterator[object]:
         pytest.skip(f"Browser tests did not run: {reason}")
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API runs an event loop in this thread; Django refuses ORM calls
-    # from a thread with a running loop unless told that this is intended.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="package", autouse=True)
+def _orm_beside_playwright() -> Iterator[None]:
+    """Playwright's sync API runs an event loop in the test's thread, and Django refuses
+    ORM calls from a thread with a running loop unless told that this is intended. Only
+    for this package: the setting must not reach the other tests."""
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture
