@@ -3,10 +3,17 @@
 import shutil
 
 import pytest
+from django.core.cache import cache
 from django.core.files.storage import FileSystemStorage, storages
 
 from generations.tests.factories import UserFactory
 from tests.tiers import empty_test_bucket
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Throttle counts live in the cache; each test starts with none."""
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)

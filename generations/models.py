@@ -93,8 +93,16 @@ class Generation(models.Model):
                 name="gen_owner_status_created",
                 condition=Q(deleted_at__isnull=True),
             ),
+            # Staff lists (admin), newest first across every owner.
+            models.Index(F("created_at").desc(), name="gen_created"),
             # Recovery: active generations that have not moved for a while.
             models.Index(fields=["status", "updated_at"], name="gen_status_updated"),
+            # Staff search by a provider's request id (admin).
+            models.Index(
+                fields=["provider_request_id"],
+                name="gen_provider_request",
+                condition=~Q(provider_request_id=""),
+            ),
             # Trash and purge: soft-deleted rows by deletion time.
             models.Index(
                 fields=["deleted_at"],
@@ -241,6 +249,20 @@ class Scene(models.Model):
                 condition=Q(status=SceneStatus.PROCESSING),
             ),
             models.Index(fields=["generation", "status"], name="scene_generation_status"),
+            # Failures by code (admin filter, dashboard): only failed scenes are indexed.
+            models.Index(
+                fields=["error_code", "completed_at"],
+                name="scene_failed_code",
+                condition=Q(status=SceneStatus.FAILED),
+            ),
+            # A list row's thumbnail: the first completed item that has one
+            # (selectors.with_thumbnail), answered from the index alone.
+            models.Index(
+                fields=["generation", "number"],
+                name="scene_first_thumbnail",
+                include=["thumbnail_key"],
+                condition=Q(status=SceneStatus.COMPLETED) & ~Q(thumbnail_key=""),
+            ),
         ]
         constraints = [
             models.UniqueConstraint(fields=["variant", "number"], name="scene_number_unique"),

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from generations.models import Generation, Scene, Variant
@@ -209,3 +209,81 @@ def progress_snapshot(*, user: User, generation_id: UUID | str) -> dict[str, Any
         "updated_at": generation.updated_at,
         "variants": variants,
     }
+
+
+# Selectors for the staff dashboard: everyone's rows, each query bounded by an index and a
+# LIMIT, so that the page costs the same with a million generations.
+
+
+def generations_in_flight_totals() -> dict[str, int]:
+    """How many generations are pending or processing and the sum of their counters, in
+    one aggregate over the (status, updated_at) index."""
+    totals: dict[str, Any] = Generation.objects.filter(
+        status__in=ACTIVE_GENERATION_STATUSES
+    ).aggregate(
+        generations=Count("pk"),
+        pending=Count("pk", filter=Q(status=GenerationStatus.PENDING)),
+        items=Sum("total_items"),
+        completed=Sum("completed_items"),
+        failed=Sum("failed_items"),
+        cancelled=Sum("cancelled_items"),
+    )
+    return {name: int(value or 0) for name, value in totals.items()}
+
+
+def generations_in_flight(*, limit: int) -> QuerySet[Generation]:
+    """The oldest generations still pending or processing, with their owners."""
+    return (
+        Generation.objects.filter(status__in=ACTIVE_GENERATION_STATUSES)
+        .select_related("owner")
+        .order_by("created_at")[:limit]
+    )
+
+
+def scenes_stuck(*, now: datetime | None = None) -> QuerySet[Scene]:
+    """Scenes processing for longer than SCENE_LEASE_SECONDS (their worker is presumed
+    lost; recovery requeues or fails them), oldest first, through the partial index on
+    processing scenes."""
+    lease_start = (now or timezone.now()) - timedelta(seconds=settings.SCENE_LEASE_SECONDS)
+    return (
+        Scene.objects.filter(status=SceneStatus.PROCESSING, started_at__lt=lease_start)
+        .select_related("generation", "variant")
+        .order_by("started_at")
+    )
+
+
+def generations_stuck_pending(*, now: datetime | None = None) -> QuerySet[Generation]:
+    """Generations still pending PENDING_REDISPATCH_SECONDS after they were created (their
+    message was lost or no worker runs), oldest first."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=settings.PENDING_REDISPATCH_SECONDS)
+    return (
+        Generation.objects.filter(status=GenerationStatus.PENDING, created_at__lt=cutoff)
+        .select_related("owner")
+        .order_by("created_at")
+    )
+
+
+def scene_failure_codes(*, since: datetime) -> list[dict[str, Any]]:
+    """Scenes that failed since `since`, counted by error code, most frequent first.
+
+    A scene's failure moves its generation's `updated_at` in the same transaction, so the
+    failed scenes are found through the generations updated since then: the (status,
+    updated_at) index with every status, then the (generation, status) index of scenes;
+    never a scan of the scene table."""
+    rows = (
+        Scene.objects.filter(
+            generation__status__in=GenerationStatus.values,
+            generation__updated_at__gte=since,
+            status=SceneStatus.FAILED,
+            completed_at__gte=since,
+        )
+        .values("error_code")
+        .annotate(count=Count("pk"))
+        .order_by("-count", "error_code")
+    )
+    return [{"code": row["error_code"] or "(none)", "count": row["count"]} for row in rows]
+
+
+def capped_count(queryset: QuerySet[Any], cap: int) -> int:
+    """The number of rows, counting at most `cap` + 1 of them."""
+    return queryset.order_by().values("pk")[: cap + 1].count()

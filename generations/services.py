@@ -3,9 +3,11 @@ delete, restore and purge. The API, the pages, the admin and the commands all ca
 """
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import IO, Any
+from uuid import UUID
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -26,7 +28,7 @@ from generations.models import (
 )
 from generations.progress import elapsed_seconds, finalize_if_ended
 from generations.providers import PROVIDERS, get_provider
-from generations.selectors import trash_cutoff
+from generations.selectors import generations_busy_in_storage, trash_cutoff
 from generations.states import (
     ACTIVE_GENERATION_STATUSES,
     GenerationStatus,
@@ -342,12 +344,52 @@ def generations_purge_expired(
         )
         if not ids:
             return purged
-        for generation_id in ids:
-            prefix_delete(generation_prefix(generation_id))
-        with transaction.atomic():
-            Generation.objects.filter(parent_id__in=ids).update(parent=None)
-            Scene.objects.filter(generation_id__in=ids).delete()
-            Variant.objects.filter(generation_id__in=ids).delete()
-            GenerationMetadata.objects.filter(generation_id__in=ids).delete()
-            Generation.objects.filter(id__in=ids).delete()
+        purge_batch(ids)
         purged += len(ids)
+
+
+NOT_IN_TRASH = "Not in the trash; move it to the trash first."
+STILL_STOPPING = "Some items are still stopping; try again in a moment."
+
+
+@dataclass(frozen=True)
+class PurgeOutcome:
+    """What `generations_purge` did: the ids purged, and why each other id was not."""
+
+    purged: list[UUID] = field(default_factory=list)
+    refused: dict[UUID, str] = field(default_factory=dict)
+
+
+def generations_purge(
+    *, generation_ids: list[UUID], batch_size: int = PURGE_BATCH_SIZE
+) -> PurgeOutcome:
+    """Remove these generations now if they are in the trash, whatever their retention
+    period: stored objects first, then rows, in batches, like `generations_purge_expired`.
+
+    A generation outside the trash is refused, and so is one whose items may still be
+    writing objects (purging it now would leave objects that nothing points to). Ids that
+    no longer exist are ignored. A generation restored between the check and its purge
+    is still purged: the staff member asked for it moments before."""
+    wanted = list(dict.fromkeys(generation_ids))
+    deleted_at = dict(Generation.objects.filter(id__in=wanted).values_list("id", "deleted_at"))
+    in_trash = {gid for gid, when in deleted_at.items() if when is not None}
+    busy = generations_busy_in_storage(in_trash)
+    refused = {gid: NOT_IN_TRASH for gid in wanted if gid in deleted_at and gid not in in_trash}
+    refused.update((gid, STILL_STOPPING) for gid in busy)
+    purgeable = [gid for gid in wanted if gid in in_trash and gid not in busy]
+    for start in range(0, len(purgeable), batch_size):
+        purge_batch(purgeable[start : start + batch_size])
+    return PurgeOutcome(purged=purgeable, refused=refused)
+
+
+def purge_batch(ids: list[UUID]) -> None:
+    """Objects, then rows, of these generations (see generations_purge_expired for why
+    in that order)."""
+    for generation_id in ids:
+        prefix_delete(generation_prefix(generation_id))
+    with transaction.atomic():
+        Generation.objects.filter(parent_id__in=ids).update(parent=None)
+        Scene.objects.filter(generation_id__in=ids).delete()
+        Variant.objects.filter(generation_id__in=ids).delete()
+        GenerationMetadata.objects.filter(generation_id__in=ids).delete()
+        Generation.objects.filter(id__in=ids).delete()

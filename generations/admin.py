@@ -1,0 +1,403 @@
+"""The staff admin for generations: find, inspect and act on any generation.
+
+Everything here is read-only: statuses, counters and costs change only through the
+services (the actions in admin_actions call them) and the pipeline, because a form save
+would write back every column and undo the counters' concurrent F() updates. Nothing is
+added here (the pipeline creates rows) and nothing is deleted with Django's cascade:
+deleting is the soft delete action, and purging its own confirmed action.
+
+The list stays fast with a million rows: no exact COUNT(*) (EstimatedCountPaginator),
+joins set once (list_select_related, the thumbnail subquery), sorting only by creation,
+filters whose choices cost no query, no facet counts. The variant and scene admins live
+in admin_items, the staff dashboard in admin_dashboard.
+"""
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.admin.utils import flatten_fieldsets
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import formats, timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from generations import admin_actions
+from generations.admin_dashboard import dashboard_view
+from generations.admin_display import (
+    EMPTY,
+    ITEM_LIMIT,
+    admin_link,
+    generation_cell,
+    item_gallery,
+    json_block,
+    moment,
+    progress,
+    seconds,
+    status_badge,
+    thumbnail,
+    trash_badge,
+)
+from generations.admin_items import ReadOnlyAdminMixin, VariantInline
+from generations.admin_lists import (
+    EstimatedCountPaginator,
+    GenerationChangeList,
+    HasFailuresFilter,
+    OwnerFilter,
+    ProviderFilter,
+    TrashFilter,
+    parse_uuid,
+)
+from generations.models import Generation, GenerationMetadata, Scene, Variant
+
+if TYPE_CHECKING:
+    # ModelAdmin is generic only in django-stubs.
+    GenerationModelAdmin = admin.ModelAdmin[Generation]
+else:
+    GenerationModelAdmin = admin.ModelAdmin
+
+# The change page lists at most this many regenerations; the rest are a filtered list.
+REGENERATION_LIMIT = 20
+
+
+def _when(value: datetime) -> str:
+    return formats.date_format(timezone.localtime(value), "Y-m-d H:i")
+
+
+@admin.register(Generation)
+class GenerationAdmin(ReadOnlyAdminMixin, GenerationModelAdmin):
+    list_display = [
+        "thumbnail_column",
+        "title_column",
+        "status_column",
+        "progress_column",
+        "owner_column",
+        "kind_column",
+        "created_column",
+        "time_column",
+        "cost_column",
+    ]
+    list_display_links = ["thumbnail_column", "title_column"]
+    list_filter = [
+        "status",
+        "kind",
+        ProviderFilter,
+        OwnerFilter,
+        "created_at",
+        HasFailuresFilter,
+        TrashFilter,
+    ]
+    # Shown as the search box's fields; get_search_results does the searching.
+    search_fields = ["title", "prompt", "=owner__username", "=provider_request_id"]
+    search_help_text = (
+        "A generation, variant or scene id; or a word of the title or prompt, an owner's "
+        "username or a provider request id."
+    )
+    date_hierarchy = "created_at"
+    list_select_related = ["owner"]
+    list_per_page = 50
+    ordering = ["-created_at"]
+    # Sorting by any other column would sort the whole table.
+    sortable_by = ["created_column"]
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    paginator = EstimatedCountPaginator
+    inlines = [VariantInline]
+    actions = [
+        admin_actions.cancel,
+        admin_actions.retry_failed,
+        admin_actions.regenerate,
+        admin_actions.soft_delete,
+        admin_actions.restore,
+        admin_actions.purge_now,
+    ]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "title",
+                    "id",
+                    "owner",
+                    "kind",
+                    "status_column",
+                    "progress_column",
+                    "trash_state",
+                    "prompt",
+                ]
+            },
+        ),
+        ("Errors", {"fields": ["error_code", "error_message"]}),
+        (
+            "Timing and cost",
+            {
+                "fields": [
+                    ("created_at", "updated_at"),
+                    ("started_at", "completed_at"),
+                    "generation_time",
+                    ("cost_estimate", "actual_cost"),
+                ]
+            },
+        ),
+        ("Lineage", {"fields": ["parent_link", "regenerations_links"]}),
+        (
+            "Request",
+            {
+                "classes": ["collapse"],
+                "fields": [
+                    ("provider", "provider_model", "provider_request_id"),
+                    ("source_type", "source_url"),
+                    "input_json",
+                ],
+            },
+        ),
+        (
+            "Metadata",
+            {
+                "classes": ["collapse"],
+                "fields": ["analysis", "transformation", "prompts", "evaluation"],
+            },
+        ),
+    ]
+    readonly_fields = flatten_fieldsets(fieldsets)
+
+    # Lists and search
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[GenerationChangeList]:
+        return GenerationChangeList
+
+    @property
+    def media(self) -> forms.Media:
+        return super().media + OwnerFilter.media()
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Generation], search_term: str
+    ) -> tuple[QuerySet[Generation], bool]:
+        """An id finds its generation (or the generation of that variant or scene) by
+        primary key; any other term is matched as a whole against the title and prompt
+        (trigram indexes), an owner's username and the provider request id."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        found = parse_uuid(term)
+        if found is not None:
+            # The variant's or scene's generation is looked up first (one query, two
+            # primary keys), so that the list query is a primary key lookup too: an
+            # IN (subquery) inside an OR would scan the table.
+            owners_of_id = (
+                Scene.objects.filter(id=found)
+                .order_by()
+                .values_list("generation_id")
+                .union(Variant.objects.filter(id=found).order_by().values_list("generation_id"))
+            )
+            ids = [found, *(row[0] for row in owners_of_id)]
+            return queryset.filter(id__in=ids), False
+        matches = Q(title__icontains=term) | Q(prompt__icontains=term)
+        matches |= Q(provider_request_id=term)
+        owners = list(User.objects.filter(username__iexact=term).values_list("id", flat=True)[:1])
+        if owners:
+            matches |= Q(owner_id__in=owners)
+        return queryset.filter(matches), False
+
+    # Permissions: "trash" is asked by the soft delete, restore and purge actions.
+
+    def has_trash_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("generations.delete_generation"))
+
+    # Pages
+
+    def get_urls(self) -> list[URLPattern]:
+        dashboard = self.admin_site.admin_view(self.dashboard_view)
+        return [
+            path("dashboard/", dashboard, name="generations_generation_dashboard"),
+            *super().get_urls(),
+        ]
+
+    def dashboard_view(self, request: HttpRequest) -> HttpResponse:
+        return dashboard_view(self, request)
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> Generation | None:
+        """The change page's generation with its owner, parent and metadata in one query."""
+        if from_field is not None:
+            return super().get_object(request, object_id, from_field)
+        try:
+            return (
+                self.get_queryset(request)
+                .select_related("owner", "parent", "metadata")
+                .get(pk=UUID(str(object_id)))
+            )
+        except (Generation.DoesNotExist, ValidationError, ValueError):
+            return None
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Generation | None = None,
+    ) -> HttpResponse:
+        if obj is not None:
+            scenes = (
+                Scene.objects.filter(generation=obj)
+                .select_related("variant")
+                .order_by("variant__position", "number")[:ITEM_LIMIT]
+            )
+            context["item_gallery"] = item_gallery(scenes, kind=obj.kind)
+            context["item_total"] = obj.total_items
+            context["item_limit"] = ITEM_LIMIT
+            context["item_list_url"] = (
+                reverse("admin:generations_scene_changelist") + f"?generation__id__exact={obj.id}"
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    # Columns and fields
+
+    @admin.display(description="")
+    def thumbnail_column(self, generation: Generation) -> SafeString:
+        key = getattr(generation, "thumbnail_key", None)
+        return thumbnail(key, alt=f"Thumbnail of {generation}")
+
+    @admin.display(description="Generation")
+    def title_column(self, generation: Generation) -> SafeString:
+        return generation_cell(generation)
+
+    @admin.display(description="Status")
+    def status_column(self, generation: Generation) -> SafeString:
+        badge = status_badge(generation.status, generation.get_status_display())
+        if generation.deleted_at is not None:
+            return format_html("{} {}", badge, trash_badge())
+        return badge
+
+    @admin.display(description="Progress")
+    def progress_column(self, generation: Generation) -> SafeString:
+        return progress(
+            total=generation.total_items,
+            completed=generation.completed_items,
+            failed=generation.failed_items,
+            cancelled=generation.cancelled_items,
+        )
+
+    @admin.display(description="Owner")
+    def owner_column(self, generation: Generation) -> SafeString:
+        url = reverse("admin:generations_generation_changelist")
+        return format_html(
+            '<a href="{}?owner__id__exact={}" title="Only {}\'s generations">{}</a>',
+            url,
+            generation.owner_id,
+            generation.owner.username,
+            generation.owner.username,
+        )
+
+    @admin.display(description="Kind")
+    def kind_column(self, generation: Generation) -> SafeString:
+        return format_html(
+            '<span class="gv-nowrap">{}</span><span class="gv-sub" title="Model: {}">{}</span>',
+            generation.get_kind_display(),
+            generation.provider_model,
+            generation.provider,
+        )
+
+    @admin.display(description="Created", ordering="created_at")
+    def created_column(self, generation: Generation) -> SafeString:
+        return moment(generation.created_at)
+
+    @admin.display(description="Cost")
+    def cost_column(self, generation: Generation) -> SafeString:
+        return format_html(
+            '<span class="gv-nowrap">{}</span><span class="gv-sub">est. {}</span>',
+            generation.actual_cost,
+            generation.cost_estimate,
+        )
+
+    @admin.display(description="Time")
+    def time_column(self, generation: Generation) -> SafeString:
+        return format_html(
+            '<span class="gv-nowrap">{}</span>', seconds(generation.generation_time_seconds)
+        )
+
+    @admin.display(description="Generation time")
+    def generation_time(self, generation: Generation) -> str:
+        return seconds(generation.generation_time_seconds)
+
+    @admin.display(description="Trash")
+    def trash_state(self, generation: Generation) -> SafeString:
+        if generation.deleted_at is None:
+            return format_html('<span class="gv-muted">{}</span>', "Not in trash")
+        purge_at = generation.deleted_at + timedelta(days=settings.TRASH_RETENTION_DAYS)
+        return format_html(
+            "{} since {}; purged after {} unless restored",
+            trash_badge(),
+            _when(generation.deleted_at),
+            _when(purge_at),
+        )
+
+    @admin.display(description="Parent")
+    def parent_link(self, generation: Generation) -> SafeString:
+        if generation.parent is None:
+            return EMPTY
+        return admin_link(generation.parent, str(generation.parent))
+
+    @admin.display(description="Regenerations")
+    def regenerations_links(self, generation: Generation) -> SafeString:
+        children = list(
+            Generation.objects.filter(parent=generation)
+            .only("id", "title", "kind", "created_at")
+            .order_by("created_at")[: REGENERATION_LIMIT + 1]
+        )
+        if not children:
+            return EMPTY
+        links = format_html_join(
+            "",
+            "<li>{} <span class='gv-sub'>{}</span></li>",
+            (
+                (admin_link(child, str(child)), _when(child.created_at))
+                for child in children[:REGENERATION_LIMIT]
+            ),
+        )
+        more = ""
+        if len(children) > REGENERATION_LIMIT:
+            url = reverse("admin:generations_generation_changelist")
+            more = format_html(
+                '<li><a href="{}?parent__id__exact={}">All regenerations</a></li>',
+                url,
+                generation.id,
+            )
+        return format_html('<ul class="gv-links">{}{}</ul>', links, more)
+
+    @admin.display(description="Input")
+    def input_json(self, generation: Generation) -> SafeString:
+        return json_block(generation.input)
+
+    def _metadata(self, generation: Generation, stage: str) -> SafeString:
+        try:
+            metadata = generation.metadata
+        except GenerationMetadata.DoesNotExist:
+            return EMPTY
+        return json_block(getattr(metadata, stage))
+
+    @admin.display(description="Analysis")
+    def analysis(self, generation: Generation) -> SafeString:
+        return self._metadata(generation, "analysis")
+
+    @admin.display(description="Transformation")
+    def transformation(self, generation: Generation) -> SafeString:
+        return self._metadata(generation, "transformation")
+
+    @admin.display(description="Prompts")
+    def prompts(self, generation: Generation) -> SafeString:
+        return self._metadata(generation, "prompts")
+
+    @admin.display(description="Evaluation")
+    def evaluation(self, generation: Generation) -> SafeString:
+        return self._metadata(generation, "evaluation")

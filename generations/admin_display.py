@@ -1,0 +1,198 @@
+"""HTML fragments for the generations admin: status badges, progress, thumbnails, players
+and formatted JSON. Each works on values already loaded and runs no query; media URLs
+come from `object_url`, so they are short-lived."""
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from itertools import groupby
+from typing import Any
+
+from django.urls import reverse
+from django.utils import formats, timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
+
+from generations.models import Generation, GenerationKind, Scene, Variant
+from generations.states import SceneStatus
+from storage.services import StorageUnavailable, object_url
+
+EMPTY = mark_safe('<span class="gv-muted">—</span>')
+# The change pages show at most this many items; the rest are a link to the scene list.
+ITEM_LIMIT = 120
+
+
+def admin_link(obj: Generation | Variant | Scene, text: str) -> SafeString:
+    """A link to the object's admin page."""
+    opts = obj._meta
+    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+    return format_html('<a href="{}">{}</a>', url, text)
+
+
+def generation_cell(generation: Generation, *, link: bool = False) -> SafeString:
+    """A generation's title (cut to the column, whole on hover) over its short id."""
+    title = str(generation)
+    text = format_html('<span class="gv-title" title="{}">{}</span>', title, title)
+    return format_html(
+        '{}<code class="gv-id" title="{}">{}</code>',
+        admin_link(generation, text) if link else text,
+        generation.id,
+        str(generation.id)[:8],
+    )
+
+
+def status_badge(status: str, label: str) -> SafeString:
+    """A colored badge whose text is the status itself, so color is never the only cue."""
+    return format_html('<span class="gv-badge gv-badge--{}">{}</span>', status, label)
+
+
+def trash_badge() -> SafeString:
+    return format_html('<span class="gv-badge gv-badge--trash">{}</span>', "In trash")
+
+
+def progress(*, total: int, completed: int, failed: int, cancelled: int) -> SafeString:
+    """The "done/total" count with the failed and cancelled counts, over a bar split the
+    same way."""
+
+    def share(count: int) -> str:
+        return f"{count * 100 / total:.1f}" if total else "0"
+
+    extra = []
+    if failed:
+        extra.append(format_html('<span class="gv-failed">{} failed</span>', failed))
+    if cancelled:
+        extra.append(format_html('<span class="gv-muted">{} cancelled</span>', cancelled))
+    return format_html(
+        '<div class="gv-progress"><span class="gv-progress__text">{}/{}</span>{}'
+        '<span class="gv-progress__bar" aria-hidden="true">'
+        '<span class="gv-progress__done" style="width: {}%"></span>'
+        '<span class="gv-progress__failed" style="width: {}%"></span>'
+        '<span class="gv-progress__cancelled" style="width: {}%"></span></span></div>',
+        completed,
+        total,
+        format_html(" {}", mark_safe(" · ".join(extra))) if extra else "",  # noqa: S308
+        share(completed),
+        share(failed),
+        share(cancelled),
+    )
+
+
+def moment(value: datetime | None) -> SafeString:
+    """A date over its time, in the current time zone: narrow enough for a list column."""
+    if value is None:
+        return EMPTY
+    local = timezone.localtime(value)
+    return format_html(
+        '<span class="gv-nowrap">{}</span><span class="gv-sub">{}</span>',
+        formats.date_format(local, "Y-m-d"),
+        formats.date_format(local, "H:i:s"),
+    )
+
+
+def seconds(value: float | None) -> str:
+    """A duration for people: "850 ms", "12.4 s", "3 min 05 s", "15 min"."""
+    if value is None:
+        return "—"
+    if value < 1:
+        return f"{value * 1000:.0f} ms"
+    if value < 60:
+        return f"{value:.1f} s"
+    minutes, rest = divmod(round(value), 60)
+    return f"{minutes} min {rest:02d} s" if rest else f"{minutes} min"
+
+
+def file_size(value: int | None) -> str:
+    if value is None:
+        return "—"
+    size = float(value)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"  # pragma: no cover (the loop always returns)
+
+
+def media_url(key: str) -> str | None:
+    """A short-lived URL for `key`, or None when there is no key or it cannot be signed."""
+    if not key:
+        return None
+    try:
+        return object_url(key)
+    except StorageUnavailable:
+        return None
+
+
+def thumbnail(key: str | None, *, alt: str) -> SafeString:
+    url = media_url(key or "")
+    if url is None:
+        return format_html('<span class="gv-thumb gv-thumb--empty" title="{}">—</span>', alt)
+    return format_html(
+        '<img class="gv-thumb" src="{}" alt="{}" width="56" height="32" loading="lazy">', url, alt
+    )
+
+
+def json_block(value: Any) -> SafeString:
+    """A JSON value indented for reading; an empty one says so."""
+    if value in (None, {}, []):
+        return format_html('<span class="gv-muted">{}</span>', "Empty")
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    return format_html('<pre class="gv-json">{}</pre>', text)
+
+
+def scene_media(scene: Scene, *, kind: str) -> SafeString:
+    """A completed item's player (video or audio, with its poster or waveform) or image;
+    otherwise its thumbnail or a word on where it stands. Players load nothing until
+    played (preload="none")."""
+    name = f"Item {scene.number}"
+    asset = media_url(scene.asset_key) if scene.status == SceneStatus.COMPLETED else None
+    thumb = media_url(scene.thumbnail_key)
+    if asset and kind == GenerationKind.VIDEO_AD:
+        return format_html(
+            '<video class="gv-player" controls preload="none" src="{}"{} aria-label="{}"></video>',
+            asset,
+            format_html(' poster="{}"', thumb) if thumb else "",
+            f"{name} (video)",
+        )
+    if asset and kind == GenerationKind.SPEECH:
+        return format_html(
+            '{}<audio class="gv-audio" controls preload="none" src="{}" aria-label="{}"></audio>',
+            format_html('<img class="gv-wave" src="{}" alt="Waveform of {}">', thumb, name.lower())
+            if thumb
+            else "",
+            asset,
+            f"{name} (audio)",
+        )
+    if asset:
+        return format_html(
+            '<a href="{}"><img class="gv-player" src="{}" alt="{}" loading="lazy"></a>',
+            asset,
+            asset,
+            scene.prompt[:140] or f"{name} (image)",
+        )
+    if thumb:
+        return format_html(
+            '<img class="gv-player" src="{}" alt="Thumbnail of {}" loading="lazy">',
+            thumb,
+            name.lower(),
+        )
+    return format_html('<div class="gv-player gv-player--empty">{}</div>', _placeholder(scene))
+
+
+def _placeholder(scene: Scene) -> str:
+    if scene.status == SceneStatus.COMPLETED:
+        return "File unavailable"
+    if scene.status in (SceneStatus.QUEUED, SceneStatus.PROCESSING):
+        return f"{scene.get_status_display()}…"
+    return "No file"
+
+
+def item_gallery(scenes: Iterable[Scene], *, kind: str) -> list[dict[str, Any]]:
+    """Scenes (ordered by variant, then number, with their variants loaded) grouped by
+    variant, each with its player markup, for the `_items.html` template."""
+    return [
+        {
+            "variant": variant,
+            "items": [{"scene": scene, "media": scene_media(scene, kind=kind)} for scene in group],
+        }
+        for variant, group in groupby(scenes, key=lambda scene: scene.variant)
+    ]
