@@ -139,7 +139,7 @@ if AWS_STORAGE_BUCKET_NAME:
             "transfer_config": TransferConfig(
                 multipart_threshold=8 * 1024 * 1024,
                 multipart_chunksize=8 * 1024 * 1024,
-                max_concurrency=4,
+                max_concurrency=2,
                 io_chunksize=256 * 1024,
             ),
         },
