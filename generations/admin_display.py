@@ -101,17 +101,6 @@ def seconds(value: float | None) -> str:
     return f"{minutes} min {rest:02d} s" if rest else f"{minutes} min"
 
 
-def file_size(value: int | None) -> str:
-    if value is None:
-        return "—"
-    size = float(value)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"  # pragma: no cover (the loop always returns)
-
-
 def media_url(key: str) -> str | None:
     """A short-lived URL for `key`, or None when there is no key or it cannot be signed."""
     if not key:

@@ -22,7 +22,6 @@ from generations.admin_display import (
     EMPTY,
     ITEM_LIMIT,
     admin_link,
-    file_size,
     generation_cell,
     item_gallery,
     moment,
@@ -40,6 +39,7 @@ from generations.admin_lists import (
     parse_uuid,
 )
 from generations.models import Generation, Scene, Variant
+from history.templatetags.history_tags import filesize
 
 if TYPE_CHECKING:
     # ModelAdmin is generic only in django-stubs.
@@ -361,7 +361,7 @@ class SceneAdmin(ReadOnlyAdminMixin, SceneModelAdmin):
         if scene.width and scene.height:
             facts.append(f"{scene.width}×{scene.height}")  # noqa: RUF001 (the dimension sign)
         if scene.file_size is not None:
-            facts.append(file_size(scene.file_size))
+            facts.append(filesize(scene.file_size))
         return format_html('<span class="gv-nowrap">{}</span>', " · ".join(facts) or "—")
 
     @admin.display(description="Ended")
@@ -374,7 +374,7 @@ class SceneAdmin(ReadOnlyAdminMixin, SceneModelAdmin):
 
     @admin.display(description="Size")
     def file_size_column(self, scene: Scene) -> str:
-        return file_size(scene.file_size)
+        return filesize(scene.file_size)
 
     @admin.display(description="Duration")
     def duration_column(self, scene: Scene) -> str:
