@@ -126,12 +126,20 @@ def object_keys(prefix: str) -> Iterator[str]:
 
 
 def prefix_delete(prefix: str) -> int:
-    """Delete every object under `prefix`; returns how many were deleted."""
-    deleted = 0
-    for key in list(object_keys(prefix)):
-        object_delete(key)
-        deleted += 1
-    return deleted
+    """Delete every object under `prefix` (a folder path ending in '/'); returns how many
+    were deleted. On S3 one listing and a batched delete per 1,000 keys, not a request per
+    object."""
+    storage = media_storage()
+    if is_local(storage):
+        keys = list(object_keys(prefix))
+        for key in keys:
+            object_delete(key)
+        return len(keys)
+    try:
+        responses = storage.bucket.objects.filter(Prefix=prefix).delete()  # type: ignore[attr-defined]
+    except _BACKEND_ERRORS as exc:
+        raise StorageUnavailable(f"Could not delete {prefix}: {exc}") from exc
+    return sum(len(response.get("Deleted", [])) for response in responses)
 
 
 def object_url(key: str, *, download_name: str | None = None, expires_in: int | None = None) -> str:
