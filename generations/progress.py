@@ -1,11 +1,11 @@
 """Scene lifecycle writes and the counters they move.
 
 Every function here changes a scene's status and the matching counters of its variant and
-generation in one transaction, with F() updates so that concurrent workers never lose an
-increment. Rows are always touched in the order scene, variant, generation, which keeps
-concurrent transactions free of lock cycles. The transaction whose increment ends the last
-item decides the final status; it holds the generation's row lock while doing so, so this
-happens exactly once.
+generation in one transaction, with relative updates (never read-modify-write) so that
+concurrent workers never lose an increment. Rows are always touched in the order scene,
+variant, generation, which keeps concurrent transactions free of lock cycles. The
+transaction whose increment ends the last item decides the final status; it holds the
+generation's row lock while doing so, so this happens exactly once.
 """
 
 import random
@@ -13,11 +13,12 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db import connection, transaction
+from django.db.models import F, Field, QuerySet
 from django.utils import timezone
 
 from generations.errors import ErrorCode, GenerationError
@@ -79,9 +80,10 @@ def scene_claim(*, scene_id: UUID, claim_token: str) -> Scene | None:
         if not claimed:
             return None
         scene = Scene.objects.select_related("variant", "generation").get(id=scene_id)
-        Variant.objects.filter(id=scene.variant_id, status=VariantStatus.PENDING).update(
-            status=VariantStatus.PROCESSING, started_at=now, updated_at=now
-        )
+        if scene.variant.status == VariantStatus.PENDING:
+            Variant.objects.filter(id=scene.variant_id, status=VariantStatus.PENDING).update(
+                status=VariantStatus.PROCESSING, started_at=now, updated_at=now
+            )
     return scene
 
 
@@ -199,20 +201,76 @@ def _count_ended(
     cancelled: int = 0,
     cost: Decimal = Decimal(0),
 ) -> None:
-    Variant.objects.filter(id=scene.variant_id).update(
-        scenes_completed=F("scenes_completed") + completed,
-        scenes_failed=F("scenes_failed") + failed,
-        scenes_cancelled=F("scenes_cancelled") + cancelled,
-        updated_at=now,
+    variant = _add_returning_counters(
+        Variant,
+        scene.variant_id,
+        {"scenes_completed": completed, "scenes_failed": failed, "scenes_cancelled": cancelled},
+        now=now,
+        counters=("total_scenes", "scenes_completed", "scenes_failed", "scenes_cancelled"),
     )
-    Generation.objects.filter(id=scene.generation_id).update(
-        completed_items=F("completed_items") + completed,
-        failed_items=F("failed_items") + failed,
-        cancelled_items=F("cancelled_items") + cancelled,
-        actual_cost=F("actual_cost") + cost,
-        updated_at=now,
+    generation = _add_returning_counters(
+        Generation,
+        scene.generation_id,
+        {
+            "completed_items": completed,
+            "failed_items": failed,
+            "cancelled_items": cancelled,
+            "actual_cost": cost,
+        },
+        now=now,
+        counters=("total_items", "completed_items", "failed_items", "cancelled_items"),
     )
-    finalize_if_ended(generation_id=scene.generation_id, variant_ids=[scene.variant_id], now=now)
+    # Only the increment that ends the last item goes on to read and decide; every other
+    # one releases the generation's row lock at once.
+    if _all_ended(variant) or _all_ended(generation):
+        finalize_if_ended(
+            generation_id=scene.generation_id, variant_ids=[scene.variant_id], now=now
+        )
+
+
+def _add_returning_counters(
+    model: type[Variant] | type[Generation],
+    pk: UUID,
+    increments: dict[str, int | Decimal],
+    *,
+    now: datetime,
+    counters: tuple[str, str, str, str],
+) -> tuple[int, int, int, int]:
+    """Add to the row's columns and return its (total, completed, failed, cancelled)
+    counters as they stand after the addition, in one UPDATE ... RETURNING. The same as
+    an F() update followed by a read, without the read."""
+    quote = connection.ops.quote_name
+    assignments, params = [], []
+    for name, delta in {**increments, "updated_at": now}.items():
+        column, field = _column(model, name)
+        increment = name != "updated_at"
+        assignments.append(f"{column} = {column} + %s" if increment else f"{column} = %s")
+        params.append(field.get_db_prep_value(delta, connection))
+    pk_column, pk_field = _column(model, "id")
+    params.append(pk_field.get_db_prep_value(pk, connection))
+    returned = ", ".join(_column(model, name)[0] for name in counters)
+    sql = (
+        f"UPDATE {quote(model._meta.db_table)} SET {', '.join(assignments)} "  # noqa: S608
+        f"WHERE {pk_column} = %s RETURNING {returned}"  # (names come from the model)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    total, done, failed, cancelled = (int(value) for value in row)
+    return total, done, failed, cancelled
+
+
+def _column(model: type[Variant] | type[Generation], name: str) -> tuple[str, Field[Any, Any]]:
+    """The quoted column of a concrete field, and the field."""
+    field = model._meta.get_field(name)
+    if not isinstance(field, Field) or not field.column:
+        raise LookupError(f"{model.__name__}.{name} is not a column")
+    return connection.ops.quote_name(field.column), field
+
+
+def _all_ended(counters: tuple[int, int, int, int]) -> bool:
+    total, completed, failed, cancelled = counters
+    return completed + failed + cancelled >= total
 
 
 def finalize_if_ended(*, generation_id: UUID, variant_ids: list[UUID], now: datetime) -> None:
