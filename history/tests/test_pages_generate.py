@@ -50,12 +50,6 @@ IMAGE = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _no_broker(sent):
-    """No worker runs: `sent` (history/tests/conftest.py) replaces dispatch._send."""
-    return sent
-
-
 @pytest.fixture
 def client(owner):
     client = Client()

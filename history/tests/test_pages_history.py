@@ -17,12 +17,6 @@ from history.views import lists
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _no_broker(sent):
-    """No worker runs: `sent` (history/tests/conftest.py) replaces dispatch._send."""
-    return sent
-
-
 @pytest.fixture
 def client(owner):
     client = Client()
