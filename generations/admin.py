@@ -36,7 +36,7 @@ from generations.admin_display import (
     ITEM_LIMIT,
     admin_link,
     generation_cell,
-    item_gallery,
+    item_gallery_context,
     json_block,
     moment,
     progress,
@@ -253,11 +253,13 @@ class GenerationAdmin(ReadOnlyAdminMixin, GenerationModelAdmin):
                 .select_related("variant")
                 .order_by("variant__position", "number")[:ITEM_LIMIT]
             )
-            context["item_gallery"] = item_gallery(scenes, kind=obj.kind)
-            context["item_total"] = obj.total_items
-            context["item_limit"] = ITEM_LIMIT
-            context["item_list_url"] = (
-                reverse("admin:generations_scene_changelist") + f"?generation__id__exact={obj.id}"
+            context.update(
+                item_gallery_context(
+                    scenes,
+                    kind=obj.kind,
+                    total=obj.total_items,
+                    scene_filter=f"generation__id__exact={obj.id}",
+                )
             )
         return super().render_change_form(request, context, add, change, form_url, obj)
 

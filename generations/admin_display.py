@@ -175,6 +175,20 @@ def _placeholder(scene: Scene) -> str:
     return "No file"
 
 
+def item_gallery_context(
+    scenes: Iterable[Scene], *, kind: str, total: int, scene_filter: str
+) -> dict[str, Any]:
+    """What a change page's item gallery needs: the first ITEM_LIMIT items with players,
+    how many there are, and a link to all of them in the scene list (`scene_filter` is
+    its query string, e.g. `variant__id__exact=<id>`)."""
+    return {
+        "item_gallery": item_gallery(scenes, kind=kind),
+        "item_total": total,
+        "item_limit": ITEM_LIMIT,
+        "item_list_url": f"{reverse('admin:generations_scene_changelist')}?{scene_filter}",
+    }
+
+
 def item_gallery(scenes: Iterable[Scene], *, kind: str) -> list[dict[str, Any]]:
     """Scenes (ordered by variant, then number, with their variants loaded) grouped by
     variant, each with its player markup, for the `_items.html` template."""

@@ -14,7 +14,6 @@ from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -23,7 +22,7 @@ from generations.admin_display import (
     ITEM_LIMIT,
     admin_link,
     generation_cell,
-    item_gallery,
+    item_gallery_context,
     moment,
     progress,
     scene_media,
@@ -195,11 +194,13 @@ class VariantAdmin(ReadOnlyAdminMixin, VariantModelAdmin):
             scenes = Scene.objects.filter(variant=obj).order_by("number")[:ITEM_LIMIT]
             for scene in scenes:
                 scene.variant = obj
-            context["item_gallery"] = item_gallery(scenes, kind=obj.generation.kind)
-            context["item_total"] = obj.total_scenes
-            context["item_limit"] = ITEM_LIMIT
-            context["item_list_url"] = (
-                reverse("admin:generations_scene_changelist") + f"?variant__id__exact={obj.id}"
+            context.update(
+                item_gallery_context(
+                    scenes,
+                    kind=obj.generation.kind,
+                    total=obj.total_scenes,
+                    scene_filter=f"variant__id__exact={obj.id}",
+                )
             )
         return super().render_change_form(request, context, add, change, form_url, obj)
 
