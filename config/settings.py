@@ -185,6 +185,10 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "genvault"
+# Celery's Django fixup would otherwise close the database connection before and after
+# every task, so each scene paid for a new connection; config/celery.py applies Django's
+# own rule instead (CONN_MAX_AGE, and closing a connection that has failed).
+CELERY_DB_REUSE_MAX = 10_000
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celery" / "beat-schedule")
 
 # Pipeline ---------------------------------------------------------------------------

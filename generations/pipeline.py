@@ -5,7 +5,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from uuid import UUID
 
@@ -20,6 +20,7 @@ from generations.dispatch import dispatch_generation, dispatch_scenes
 from generations.errors import Cancelled, ErrorCode, GenerationError
 from generations.models import Generation, GenerationKind, GenerationMetadata, Scene, Variant
 from generations.progress import (
+    ClaimedScene,
     SceneResult,
     finalize_if_ended,
     scene_claim,
@@ -29,7 +30,12 @@ from generations.progress import (
     scene_stop_cancelled,
 )
 from generations.providers import ItemRequest, ProducedItem, get_provider
-from generations.states import GenerationStatus, SceneStatus
+from generations.states import (
+    ACTIVE_GENERATION_STATUSES,
+    GenerationStatus,
+    SceneStatus,
+    VariantStatus,
+)
 from storage import media
 from storage.keys import asset_key, thumbnail_key
 from storage.services import StorageUnavailable, object_save
@@ -62,6 +68,9 @@ def generation_prepare(*, generation_id: UUID) -> list[UUID]:
                 raise
             generation_fail_unrendered(generation_id=generation_id, error=exc)
             return []
+    Variant.objects.filter(generation_id=generation_id, status=VariantStatus.PENDING).update(
+        status=VariantStatus.PROCESSING, started_at=now, updated_at=now
+    )
     return list(
         Scene.objects.filter(generation_id=generation_id, status=SceneStatus.QUEUED).values_list(
             "id", flat=True
@@ -119,21 +128,24 @@ def scene_render(*, scene_id: UUID, claim_token: str) -> None:
     scene = scene_claim(scene_id=scene_id, claim_token=claim_token)
     if scene is None:
         return
-    generation = scene.generation
+    if scene.generation_status == GenerationStatus.CANCELLED:
+        # Claimed in the moment between a cancel and its generation's status change.
+        scene_stop_cancelled(scene=scene, claim_token=claim_token)
+        return
     try:
         with tempfile.TemporaryDirectory(prefix="genvault-scene-") as workdir:
             request = ItemRequest(
-                kind=generation.kind,
-                model=generation.provider_model,
-                variant_label=scene.variant.label,
+                kind=scene.kind,
+                model=scene.provider_model,
+                variant_label=scene.variant_label,
                 number=scene.number,
                 prompt=scene.prompt,
                 attempt=scene.attempts,
-                parameters=generation.input,
+                parameters=scene.parameters,
                 workdir=Path(workdir),
-                checkpoint=_cancel_checkpoint(generation.id),
+                checkpoint=_cancel_checkpoint(scene.generation_id),
             )
-            produced = get_provider(generation.provider).produce(request)
+            produced = get_provider(scene.provider).produce(request)
             result = _store(scene, produced, Path(workdir))
     except Cancelled:
         scene_stop_cancelled(scene=scene, claim_token=claim_token)
@@ -160,7 +172,7 @@ def scene_render(*, scene_id: UUID, claim_token: str) -> None:
         logger.info("Scene %s was taken over while rendering; its result is not counted", scene_id)
 
 
-def _record_failure(scene: Scene, claim_token: str, error: GenerationError) -> None:
+def _record_failure(scene: ClaimedScene, claim_token: str, error: GenerationError) -> None:
     delay = scene_fail(scene=scene, claim_token=claim_token, error=error)
     if delay is not None:
         dispatch_scenes([scene.id], countdown=delay)
@@ -168,8 +180,9 @@ def _record_failure(scene: Scene, claim_token: str, error: GenerationError) -> N
 
 def _cancel_checkpoint(generation_id: UUID) -> Callable[[], None]:
     """A checkpoint that raises Cancelled once the generation is cancelled, asking the
-    database at most every CANCEL_CHECK_INTERVAL_SECONDS."""
-    next_check = 0.0
+    database at most every CANCEL_CHECK_INTERVAL_SECONDS. The first interval needs no
+    question: the claim has just read the generation's status."""
+    next_check = time.monotonic() + CANCEL_CHECK_INTERVAL_SECONDS
 
     def checkpoint() -> None:
         nonlocal next_check
@@ -182,9 +195,9 @@ def _cancel_checkpoint(generation_id: UUID) -> Callable[[], None]:
     return checkpoint
 
 
-def _store(scene: Scene, produced: ProducedItem, workdir: Path) -> SceneResult:
-    kind = scene.generation.kind
-    label = scene.variant.label
+def _store(scene: ClaimedScene, produced: ProducedItem, workdir: Path) -> SceneResult:
+    kind = scene.kind
+    label = scene.variant_label
     key = asset_key(
         generation_id=scene.generation_id,
         variant_label=label,
@@ -270,9 +283,34 @@ def recover_stuck_work() -> dict[str, int]:
         .values_list("id", flat=True)[:RECOVERY_BATCH_SIZE]
     )
     dispatch_scenes(forgotten)
+
+    unfinalized = _unfinalized_generations(now, lease_start)
+    for generation_id in unfinalized:
+        finalize_if_ended(generation_id=generation_id, now=now)
     return {
         "requeued_scenes": len(requeued),
         "lost_scenes": lost,
         "redispatched_generations": len(pending) + len(unprepared),
         "redispatched_scenes": len(forgotten),
+        "finalized_generations": len(unfinalized),
     }
+
+
+def _unfinalized_generations(now: datetime, lease_start: datetime) -> list[UUID]:
+    """Generations whose last item ended but whose worker died before deciding the final
+    status: still processing with every item ended, or cancelled (recently: older ones
+    were swept before) with a variant still active."""
+    ended = Generation.objects.filter(
+        status=GenerationStatus.PROCESSING,
+        updated_at__lt=lease_start,
+        total_items__lte=F("completed_items") + F("failed_items") + F("cancelled_items"),
+    )
+    cancelled = Generation.objects.filter(
+        status=GenerationStatus.CANCELLED,
+        updated_at__lt=lease_start,
+        updated_at__gte=lease_start - timedelta(days=1),
+        variants__status__in=ACTIVE_GENERATION_STATUSES,
+    )
+    ids = list(ended.values_list("id", flat=True)[:RECOVERY_BATCH_SIZE])
+    ids += cancelled.values_list("id", flat=True).distinct()[:RECOVERY_BATCH_SIZE]
+    return ids

@@ -1,24 +1,30 @@
 """Scene lifecycle writes and the counters they move.
 
 Every function here changes a scene's status and the matching counters of its variant and
-generation in one transaction, with relative updates (never read-modify-write) so that
-concurrent workers never lose an increment. Rows are always touched in the order scene,
-variant, generation, which keeps concurrent transactions free of lock cycles. The
-transaction whose increment ends the last item decides the final status; it holds the
-generation's row lock while doing so, so this happens exactly once.
+generation atomically, with relative updates (never read-modify-write) so that concurrent
+workers never lose an increment. A claim is one statement, and so is an ending on
+PostgreSQL: row locks are held for microseconds, which is what lets many workers finish
+scenes of one generation at once. Rows are always locked in the order scene, variant,
+generation, which keeps concurrent transactions free of lock cycles.
+
+The ending that brings a variant's or the generation's counters to their total goes on to
+decide the final status (`finalize_if_ended`), under row locks so that it happens exactly
+once. If its worker dies in between, `recover_stuck_work` finalizes what it left.
 """
 
+import json
 import random
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Field, QuerySet
+from django.db.models import Field, Model, QuerySet
 from django.utils import timezone
 
 from generations.errors import ErrorCode, GenerationError
@@ -28,7 +34,6 @@ from generations.states import (
     ACTIVE_GENERATION_STATUSES,
     GenerationStatus,
     SceneStatus,
-    VariantStatus,
     rollup_status,
 )
 
@@ -52,113 +57,188 @@ class SceneResult:
     provider_status: str
 
 
-def scene_claim(*, scene_id: UUID, claim_token: str) -> Scene | None:
+@dataclass(frozen=True)
+class ClaimedScene:
+    """A scene taken by one delivery, with what rendering it needs from its variant and
+    generation (none of which changes once the generation exists)."""
+
+    id: UUID
+    generation_id: UUID
+    variant_id: UUID
+    number: int
+    prompt: str
+    attempts: int
+    variant_label: str
+    kind: str
+    provider: str
+    provider_model: str
+    parameters: dict[str, Any]
+    generation_status: str
+
+
+class SceneRef(Protocol):
+    """What the writes below need to know of a scene: a ClaimedScene or a Scene row."""
+
+    @property
+    def id(self) -> UUID: ...
+    @property
+    def generation_id(self) -> UUID: ...
+    @property
+    def variant_id(self) -> UUID: ...
+    @property
+    def attempts(self) -> int: ...
+
+
+# The claimed scene's own columns, then what rendering needs from its variant and
+# generation, read by the claiming UPDATE itself.
+_CLAIM_RETURNING = """
+    "id", "generation_id", "variant_id", "number", "prompt", "attempts",
+    (SELECT "label" FROM "generations_variant"
+     WHERE "generations_variant"."id" = "generations_scene"."variant_id"),
+    (SELECT "kind" FROM "generations_generation"
+     WHERE "generations_generation"."id" = "generations_scene"."generation_id"),
+    (SELECT "provider" FROM "generations_generation"
+     WHERE "generations_generation"."id" = "generations_scene"."generation_id"),
+    (SELECT "provider_model" FROM "generations_generation"
+     WHERE "generations_generation"."id" = "generations_scene"."generation_id"),
+    (SELECT "input" FROM "generations_generation"
+     WHERE "generations_generation"."id" = "generations_scene"."generation_id"),
+    (SELECT "status" FROM "generations_generation"
+     WHERE "generations_generation"."id" = "generations_scene"."generation_id")
+"""
+
+
+# Takes a queued scene, or takes back a processing one for a redelivery of the same message
+# (its worker died mid-scene) while attempts remain; recovery fails it after that.
+_CLAIM_SQL = f"""
+    UPDATE "generations_scene" SET "status" = %s, "claim_token" = %s,
+        "attempts" = "attempts" + 1, "started_at" = %s, "updated_at" = %s
+    WHERE "id" = %s AND (
+        "status" = %s OR ("status" = %s AND "claim_token" = %s AND "attempts" < %s))
+    RETURNING {_CLAIM_RETURNING}
+"""  # noqa: S608 (a constant)
+
+
+def scene_claim(*, scene_id: UUID, claim_token: str) -> ClaimedScene | None:
     """Take a queued scene for this delivery and return it, or None when it is not
-    available (ended, cancelled, or held by another delivery)."""
-    now = timezone.now()
-    with transaction.atomic():
-        claimed = (
-            Scene.objects.filter(id=scene_id)
-            .filter(status=SceneStatus.QUEUED)
-            .update(
-                status=SceneStatus.PROCESSING,
-                claim_token=claim_token,
-                attempts=F("attempts") + 1,
-                started_at=now,
-                updated_at=now,
-            )
-        ) or (
-            # The same message delivered again after its worker died mid-scene; once its
-            # attempts are spent, recovery fails it as worker_lost instead.
-            Scene.objects.filter(
-                id=scene_id,
-                status=SceneStatus.PROCESSING,
-                claim_token=claim_token,
-                attempts__lt=settings.SCENE_MAX_ATTEMPTS,
-            ).update(attempts=F("attempts") + 1, started_at=now, updated_at=now)
+    available (ended, cancelled, or held by another delivery). One statement."""
+    now = _datetime(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CLAIM_SQL,
+            [
+                SceneStatus.PROCESSING,
+                claim_token,
+                now,
+                now,
+                _pk(Scene, scene_id),
+                SceneStatus.QUEUED,
+                SceneStatus.PROCESSING,
+                claim_token,
+                settings.SCENE_MAX_ATTEMPTS,
+            ],
         )
-        if not claimed:
-            return None
-        scene = Scene.objects.select_related("variant", "generation").get(id=scene_id)
-        if scene.variant.status == VariantStatus.PENDING:
-            Variant.objects.filter(id=scene.variant_id, status=VariantStatus.PENDING).update(
-                status=VariantStatus.PROCESSING, started_at=now, updated_at=now
-            )
-    return scene
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    scene_id, generation_id, variant_id, number, prompt, attempts = row[:6]
+    label, kind, provider, provider_model, parameters, generation_status = row[6:]
+    return ClaimedScene(
+        id=_uuid(scene_id),
+        generation_id=_uuid(generation_id),
+        variant_id=_uuid(variant_id),
+        number=int(number),
+        prompt=prompt,
+        attempts=int(attempts),
+        variant_label=label,
+        kind=kind,
+        provider=provider,
+        provider_model=provider_model,
+        parameters=_json(parameters),
+        generation_status=generation_status,
+    )
 
 
-def scene_complete(*, scene: Scene, claim_token: str, result: SceneResult) -> bool:
+def scene_complete(*, scene: SceneRef, claim_token: str, result: SceneResult) -> bool:
     """Record a finished scene whose objects are already stored. False when the scene was
     taken away meanwhile (cancelled or recovered), in which case nothing is counted."""
     now = timezone.now()
-    with transaction.atomic():
-        updated = Scene.objects.filter(
-            id=scene.id, status=SceneStatus.PROCESSING, claim_token=claim_token
-        ).update(
-            status=SceneStatus.COMPLETED,
-            completed_at=now,
-            updated_at=now,
-            asset_key=result.asset_key,
-            thumbnail_key=result.thumbnail_key,
-            content_type=result.content_type,
-            file_size=result.file_size,
-            checksum=result.checksum,
-            duration_seconds=result.duration_seconds,
-            width=result.width,
-            height=result.height,
-            cost=result.cost,
-            provider_job_id=result.provider_job_id,
-            provider_status=result.provider_status,
-            error_code="",
-            error_message="",
-        )
-        if updated:
-            _count_ended(scene, now, completed=1, cost=result.cost)
-    return bool(updated)
+    return _end_scene(
+        scene,
+        _held_by(scene, claim_token),
+        {
+            "status": SceneStatus.COMPLETED,
+            "completed_at": now,
+            "updated_at": now,
+            "asset_key": result.asset_key,
+            "thumbnail_key": result.thumbnail_key,
+            "content_type": result.content_type,
+            "file_size": result.file_size,
+            "checksum": result.checksum,
+            "duration_seconds": result.duration_seconds,
+            "width": result.width,
+            "height": result.height,
+            "cost": result.cost,
+            "provider_job_id": result.provider_job_id,
+            "provider_status": result.provider_status,
+            "error_code": "",
+            "error_message": "",
+        },
+        _Increments(completed=1, cost=result.cost),
+    )
 
 
-def scene_fail(*, scene: Scene, claim_token: str, error: GenerationError) -> float | None:
+def scene_fail(*, scene: SceneRef, claim_token: str, error: GenerationError) -> float | None:
     """Record a failed attempt. A retryable error with attempts left puts the scene back
     in the queue and returns the delay before the next attempt; otherwise the scene fails
     for good and None is returned."""
     now = timezone.now()
-    mine = Scene.objects.filter(id=scene.id, status=SceneStatus.PROCESSING, claim_token=claim_token)
     if error.retryable and scene.attempts < settings.SCENE_MAX_ATTEMPTS:
-        requeued = mine.update(
-            status=SceneStatus.QUEUED,
-            claim_token="",
-            queued_at=now,
-            updated_at=now,
-            error_code=error.code,
-            error_message=error.message,
+        requeue = _scene_update_sql(
+            {
+                "status": SceneStatus.QUEUED,
+                "claim_token": "",
+                "queued_at": now,
+                "updated_at": now,
+                "error_code": error.code,
+                "error_message": error.message,
+            },
+            _held_by(scene, claim_token),
         )
+        with connection.cursor() as cursor:
+            cursor.execute(*requeue)
+            requeued = cursor.rowcount
         return retry_delay(scene.attempts) if requeued else None
-    with transaction.atomic():
-        if mine.update(
-            status=SceneStatus.FAILED,
-            completed_at=now,
-            updated_at=now,
-            error_code=error.code,
-            error_message=error.message,
-        ):
-            _count_ended(scene, now, failed=1)
+    _end_scene(
+        scene,
+        _held_by(scene, claim_token),
+        {
+            "status": SceneStatus.FAILED,
+            "completed_at": now,
+            "updated_at": now,
+            "error_code": error.code,
+            "error_message": error.message,
+        },
+        _Increments(failed=1),
+    )
     return None
 
 
-def scene_stop_cancelled(*, scene: Scene, claim_token: str) -> None:
+def scene_stop_cancelled(*, scene: SceneRef, claim_token: str) -> None:
     """A running scene reached a checkpoint after its generation was cancelled."""
     now = timezone.now()
-    with transaction.atomic():
-        if Scene.objects.filter(
-            id=scene.id, status=SceneStatus.PROCESSING, claim_token=claim_token
-        ).update(
-            status=SceneStatus.CANCELLED,
-            completed_at=now,
-            updated_at=now,
-            error_code=ErrorCode.CANCELLED,
-            error_message="Stopped because the generation was cancelled.",
-        ):
-            _count_ended(scene, now, cancelled=1)
+    _end_scene(
+        scene,
+        _held_by(scene, claim_token),
+        {
+            "status": SceneStatus.CANCELLED,
+            "completed_at": now,
+            "updated_at": now,
+            "error_code": ErrorCode.CANCELLED,
+            "error_message": "Stopped because the generation was cancelled.",
+        },
+        _Increments(cancelled=1),
+    )
 
 
 def scene_recover_lost(*, scene_id: UUID, started_before: datetime) -> bool:
@@ -172,16 +252,23 @@ def scene_recover_lost(*, scene_id: UUID, started_before: datetime) -> bool:
         status=SceneStatus.QUEUED, claim_token="", queued_at=now, updated_at=now
     ):
         return True
-    with transaction.atomic():
-        scene = stale.first()
-        if scene and stale.update(
-            status=SceneStatus.FAILED,
-            completed_at=now,
-            updated_at=now,
-            error_code=ErrorCode.WORKER_LOST,
-            error_message=f"The worker stopped responding {scene.attempts} times.",
-        ):
-            _count_ended(scene, now, failed=1)
+    scene = stale.first()
+    if scene is not None:
+        _end_scene(
+            scene,
+            (
+                '"id" = %s AND "status" = %s AND "started_at" < %s',
+                [_pk(Scene, scene_id), SceneStatus.PROCESSING, _datetime(started_before)],
+            ),
+            {
+                "status": SceneStatus.FAILED,
+                "completed_at": now,
+                "updated_at": now,
+                "error_code": ErrorCode.WORKER_LOST,
+                "error_message": f"The worker stopped responding {scene.attempts} times.",
+            },
+            _Increments(failed=1),
+        )
     return False
 
 
@@ -192,75 +279,166 @@ def retry_delay(attempts: int) -> float:
     return float(min(base * jitter, MAX_RETRY_DELAY_SECONDS))
 
 
-def _count_ended(
-    scene: Scene,
-    now: datetime,
-    *,
-    completed: int = 0,
-    failed: int = 0,
-    cancelled: int = 0,
-    cost: Decimal = Decimal(0),
-) -> None:
-    variant = _add_returning_counters(
-        Variant,
-        scene.variant_id,
-        {"scenes_completed": completed, "scenes_failed": failed, "scenes_cancelled": cancelled},
-        now=now,
-        counters=("total_scenes", "scenes_completed", "scenes_failed", "scenes_cancelled"),
+@dataclass(frozen=True)
+class _Increments:
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    cost: Decimal = Decimal(0)
+
+
+# (total, completed, failed, cancelled) of a variant or a generation.
+Counters = tuple[int, int, int, int]
+# A statement or a fragment of one, and its parameters.
+SQL = tuple[str, Sequence[Any]]
+
+
+def _held_by(scene: SceneRef, claim_token: str) -> SQL:
+    """WHERE the scene is still processing for this delivery."""
+    return (
+        '"id" = %s AND "status" = %s AND "claim_token" = %s',
+        [_pk(Scene, scene.id), SceneStatus.PROCESSING, claim_token],
     )
-    generation = _add_returning_counters(
-        Generation,
-        scene.generation_id,
-        {
-            "completed_items": completed,
-            "failed_items": failed,
-            "cancelled_items": cancelled,
-            "actual_cost": cost,
-        },
-        now=now,
-        counters=("total_items", "completed_items", "failed_items", "cancelled_items"),
-    )
-    # Only the increment that ends the last item goes on to read and decide; every other
-    # one releases the generation's row lock at once.
-    if _all_ended(variant) or _all_ended(generation):
+
+
+def _end_scene(
+    scene: SceneRef, where: SQL, values: dict[str, Any], increments: _Increments
+) -> bool:
+    """End the scene if `where` still matches it (it does not once the scene was taken
+    away) and count it in its variant and generation, in one transaction; then, if it
+    was the last item of either, decide their final status. False when nothing matched."""
+    counted = _update_and_count(scene, where, values, increments)
+    if counted is None:
+        return False
+    variant, generation = counted
+    now = values["updated_at"]
+    if _all_ended(generation):
+        # Every variant, in case an earlier variant's finalization was lost with its worker.
+        finalize_if_ended(generation_id=scene.generation_id, now=now)
+    elif _all_ended(variant):
         finalize_if_ended(
             generation_id=scene.generation_id, variant_ids=[scene.variant_id], now=now
         )
+    return True
 
 
-def _add_returning_counters(
-    model: type[Variant] | type[Generation],
-    pk: UUID,
-    increments: dict[str, int | Decimal],
-    *,
-    now: datetime,
-    counters: tuple[str, str, str, str],
-) -> tuple[int, int, int, int]:
-    """Add to the row's columns and return its (total, completed, failed, cancelled)
-    counters as they stand after the addition, in one UPDATE ... RETURNING. The same as
-    an F() update followed by a read, without the read."""
-    quote = connection.ops.quote_name
-    assignments, params = [], []
-    for name, delta in {**increments, "updated_at": now}.items():
-        column, field = _column(model, name)
-        increment = name != "updated_at"
-        assignments.append(f"{column} = {column} + %s" if increment else f"{column} = %s")
-        params.append(field.get_db_prep_value(delta, connection))
-    pk_column, pk_field = _column(model, "id")
-    params.append(pk_field.get_db_prep_value(pk, connection))
-    returned = ", ".join(_column(model, name)[0] for name in counters)
-    sql = (
-        f"UPDATE {quote(model._meta.db_table)} SET {', '.join(assignments)} "  # noqa: S608
-        f"WHERE {pk_column} = %s RETURNING {returned}"  # (names come from the model)
+def _update_and_count(
+    scene: SceneRef, where: SQL, values: dict[str, Any], increments: _Increments
+) -> tuple[Counters, Counters] | None:
+    """Update the scene and add to its variant's and generation's counters; returns their
+    counters as they stand after the addition, or None when `where` matched nothing."""
+    now = values["updated_at"]
+    scene_update = _scene_update_sql(values, where)
+    variant_set = _increments_sql(
+        Variant,
+        {
+            "scenes_completed": increments.completed,
+            "scenes_failed": increments.failed,
+            "scenes_cancelled": increments.cancelled,
+        },
+        now,
     )
+    generation_set = _increments_sql(
+        Generation,
+        {
+            "completed_items": increments.completed,
+            "failed_items": increments.failed,
+            "cancelled_items": increments.cancelled,
+            "actual_cost": increments.cost,
+        },
+        now,
+    )
+    if _counts_in_one_statement():
+        return _count_in_one_statement(scene_update, variant_set, generation_set)
+    return _count_in_steps(scene, scene_update, variant_set, generation_set)
+
+
+def _counts_in_one_statement() -> bool:
+    """PostgreSQL runs UPDATEs inside WITH; SQLite does not."""
+    return connection.vendor == "postgresql"
+
+
+def _count_in_one_statement(
+    scene_update: SQL, variant_set: SQL, generation_set: SQL
+) -> tuple[Counters, Counters] | None:
+    """The scene's UPDATE feeds the variant's, which feeds the generation's: rows are
+    locked in the order scene, variant, generation, and each lock is held only for this
+    one statement."""
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(
+            f"""WITH ended AS ({scene_update[0]} RETURNING "variant_id"),
+            counted AS (
+                UPDATE "generations_variant" SET {variant_set[0]} FROM ended
+                WHERE "generations_variant"."id" = ended."variant_id"
+                RETURNING "generations_variant"."generation_id",
+                    "total_scenes", "scenes_completed", "scenes_failed", "scenes_cancelled"
+            )
+            UPDATE "generations_generation" SET {generation_set[0]} FROM counted
+            WHERE "generations_generation"."id" = counted."generation_id"
+            RETURNING counted."total_scenes", counted."scenes_completed",
+                counted."scenes_failed", counted."scenes_cancelled", "total_items",
+                "completed_items", "failed_items", "cancelled_items"
+            """,  # noqa: S608 (only column names and ORM-compiled SQL are interpolated)
+            [*scene_update[1], *variant_set[1], *generation_set[1]],
+        )
         row = cursor.fetchone()
-    total, done, failed, cancelled = (int(value) for value in row)
-    return total, done, failed, cancelled
+    if row is None:
+        return None
+    return _counters(row[:4]), _counters(row[4:])
 
 
-def _column(model: type[Variant] | type[Generation], name: str) -> tuple[str, Field[Any, Any]]:
+def _count_in_steps(
+    scene: SceneRef, scene_update: SQL, variant_set: SQL, generation_set: SQL
+) -> tuple[Counters, Counters] | None:
+    """The same three UPDATEs, one after the other in one transaction."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(*scene_update)
+        if not cursor.rowcount:
+            return None
+        cursor.execute(
+            f"""UPDATE "generations_variant" SET {variant_set[0]} WHERE "id" = %s
+            RETURNING "total_scenes", "scenes_completed", "scenes_failed", "scenes_cancelled"
+            """,  # noqa: S608
+            [*variant_set[1], _pk(Variant, scene.variant_id)],
+        )
+        variant = _counters(cursor.fetchone())
+        cursor.execute(
+            f"""UPDATE "generations_generation" SET {generation_set[0]} WHERE "id" = %s
+            RETURNING "total_items", "completed_items", "failed_items", "cancelled_items"
+            """,  # noqa: S608
+            [*generation_set[1], _pk(Generation, scene.generation_id)],
+        )
+        return variant, _counters(cursor.fetchone())
+
+
+def _scene_update_sql(values: dict[str, Any], where: SQL) -> SQL:
+    """`UPDATE scene SET <values> WHERE <where>`, each value prepared by its field as the
+    ORM would (written out rather than compiled by the ORM: this runs for every scene)."""
+    assignments, params = [], []
+    for name, value in values.items():
+        column, field = _column(Scene, name)
+        assignments.append(f"{column} = %s")
+        params.append(field.get_db_prep_save(value, connection))
+    sql = f'UPDATE "generations_scene" SET {", ".join(assignments)} WHERE {where[0]}'  # noqa: S608
+    return sql, [*params, *where[1]]
+
+
+def _increments_sql(
+    model: type[Variant] | type[Generation], increments: dict[str, int | Decimal], now: datetime
+) -> SQL:
+    """`column = column + %s, ..., updated_at = %s` for the columns that move."""
+    assignments, params = [], []
+    for name, delta in increments.items():
+        if delta:
+            column, field = _column(model, name)
+            assignments.append(f"{column} = {column} + %s")
+            params.append(field.get_db_prep_value(delta, connection))
+    assignments.append('"updated_at" = %s')
+    params.append(_column(model, "updated_at")[1].get_db_prep_value(now, connection))
+    return ", ".join(assignments), params
+
+
+def _column(model: type[Model], name: str) -> tuple[str, Field[Any, Any]]:
     """The quoted column of a concrete field, and the field."""
     field = model._meta.get_field(name)
     if not isinstance(field, Field) or not field.column:
@@ -268,33 +446,77 @@ def _column(model: type[Variant] | type[Generation], name: str) -> tuple[str, Fi
     return connection.ops.quote_name(field.column), field
 
 
-def _all_ended(counters: tuple[int, int, int, int]) -> bool:
+def _pk(model: type[Model], pk: UUID) -> Any:
+    return _column(model, "id")[1].get_db_prep_value(pk, connection)
+
+
+def _datetime(value: datetime) -> Any:
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def _counters(row: Any) -> Counters:
+    total, completed, failed, cancelled = (int(value) for value in row)
+    return total, completed, failed, cancelled
+
+
+def _all_ended(counters: Counters) -> bool:
     total, completed, failed, cancelled = counters
     return completed + failed + cancelled >= total
 
 
-def finalize_if_ended(*, generation_id: UUID, variant_ids: list[UUID], now: datetime) -> None:
-    """Decide the final status of the given variants and of the generation if their last
-    item has ended. Call inside the transaction that moved their counters."""
-    generation = Generation.objects.get(id=generation_id)
-    cancel_requested = generation.status == GenerationStatus.CANCELLED
-    for variant in Variant.objects.filter(id__in=variant_ids):
-        status = rollup_status(
-            total=variant.total_scenes,
-            completed=variant.scenes_completed,
-            failed=variant.scenes_failed,
-            cancelled=variant.scenes_cancelled,
-            cancel_requested=cancel_requested,
-        )
-        if status is not None:
-            code, message = _failure_summary(Scene.objects.filter(variant_id=variant.id))
-            Variant.objects.filter(id=variant.id, status__in=ACTIVE_GENERATION_STATUSES).update(
-                status=status,
-                completed_at=now,
-                updated_at=now,
-                error_code=code,
-                error_message=message,
-            )
+def _uuid(value: Any) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))
+
+
+def _json(value: Any) -> dict[str, Any]:
+    decoded = json.loads(value) if isinstance(value, str | bytes) else value
+    return dict(decoded or {})
+
+
+def finalize_if_ended(
+    *, generation_id: UUID, variant_ids: list[UUID] | None = None, now: datetime
+) -> None:
+    """Decide the final status of the given variants (all of them when None) and of the
+    generation if their last item has ended. Holds their rows locked (variants, then the
+    generation: the order the counting statements take them in) so that each is decided
+    exactly once, however many callers race here. Safe to call again: an ended row is
+    left as it is."""
+    variants_of = Variant.objects.filter(generation_id=generation_id)
+    if variant_ids is not None:
+        variants_of = variants_of.filter(id__in=variant_ids)
+    with transaction.atomic():
+        variants = list(variants_of.select_for_update().order_by("id"))
+        generation = Generation.objects.select_for_update().get(id=generation_id)
+        cancel_requested = generation.status == GenerationStatus.CANCELLED
+        for variant in variants:
+            _finalize_variant(variant, cancel_requested=cancel_requested, now=now)
+        _finalize_generation(generation, cancel_requested=cancel_requested, now=now)
+
+
+def _finalize_variant(variant: Variant, *, cancel_requested: bool, now: datetime) -> None:
+    status = rollup_status(
+        total=variant.total_scenes,
+        completed=variant.scenes_completed,
+        failed=variant.scenes_failed,
+        cancelled=variant.scenes_cancelled,
+        cancel_requested=cancel_requested,
+    )
+    if status is None or variant.status not in ACTIVE_GENERATION_STATUSES:
+        return
+    code, message = ("", "")
+    if variant.scenes_failed:
+        code, message = _failure_summary(Scene.objects.filter(variant_id=variant.id))
+    Variant.objects.filter(id=variant.id).update(
+        status=status,
+        completed_at=now,
+        updated_at=now,
+        error_code=code,
+        error_message=message,
+    )
+
+
+def _finalize_generation(generation: Generation, *, cancel_requested: bool, now: datetime) -> None:
+    generation_id = generation.id
     status = rollup_status(
         total=generation.total_items,
         completed=generation.completed_items,
@@ -305,8 +527,10 @@ def finalize_if_ended(*, generation_id: UUID, variant_ids: list[UUID], now: date
     if status is None:
         return
     if generation.status == GenerationStatus.PROCESSING:
-        code, message = _failure_summary(Scene.objects.filter(generation_id=generation_id))
-        Generation.objects.filter(id=generation_id, status=GenerationStatus.PROCESSING).update(
+        code, message = ("", "")
+        if generation.failed_items:
+            code, message = _failure_summary(Scene.objects.filter(generation_id=generation_id))
+        Generation.objects.filter(id=generation_id).update(
             status=status,
             completed_at=now,
             updated_at=now,

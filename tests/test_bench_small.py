@@ -61,7 +61,7 @@ def test_small_benchmark_reports_and_keeps_its_invariants(bench_results):
     for section in ("History list API", "Prompt search", "Stats", "Progress counters"):
         assert section in report
 
-    tracked = next(row for key, row in results.items() if key[1].startswith("F() updates"))
+    tracked = next(row for key, row in results.items() if key[1].startswith("one-statement"))
     assert tracked["data"]["lost"] == 0
     assert tracked["data"]["crashed"] == 0
     sizes = results[("History list API", "queries at page_size 10 and 100")]["data"]

@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 
 from generations import pipeline
 from generations.models import Generation, Scene, Variant
-from generations.progress import SceneResult
+from generations.progress import ClaimedScene, SceneResult
 from generations.services import generation_create
 from generations.states import SceneStatus
 
@@ -84,10 +84,11 @@ def scene_of(generation: Generation, label: str, number: int) -> Scene:
     )
 
 
-def scene_result(scene: Scene) -> SceneResult:
+def scene_result(scene: Scene | ClaimedScene) -> SceneResult:
     """What a provider would report for `scene`, stored at its usual keys, without
-    rendering anything. `scene.variant` is read."""
-    prefix = f"generations/{scene.generation_id}/{scene.variant.label}/"
+    rendering anything."""
+    label = scene.variant_label if isinstance(scene, ClaimedScene) else scene.variant.label
+    prefix = f"generations/{scene.generation_id}/{label}/"
     return SceneResult(
         asset_key=f"{prefix}scene_{scene.number}.mp4",
         thumbnail_key=f"{prefix}scene_{scene.number}_thumb.jpg",

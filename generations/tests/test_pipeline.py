@@ -12,10 +12,10 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import connection
 from django.utils import timezone
 
-from generations import dispatch, pipeline, source_fetch, stages
+from generations import dispatch, pipeline, progress, source_fetch, stages
 from generations.errors import ErrorCode, GenerationError
 from generations.models import Generation, GenerationMetadata, Scene, Variant
-from generations.progress import scene_claim
+from generations.progress import scene_claim, scene_complete, scene_stop_cancelled
 from generations.providers.local import LocalProvider
 from generations.providers.local_render import render_video
 from generations.services import generation_cancel, generation_create
@@ -26,6 +26,7 @@ from generations.tests.pipeline_helpers import (
     create_video,
     prepare,
     scene_of,
+    scene_result,
 )
 from storage.services import (
     StorageUnavailable,
@@ -593,6 +594,59 @@ def test_recover_redispatches_a_generation_whose_stages_never_finished(
     assert [name for name, _, _ in sent] == [dispatch.RUN_GENERATION]
 
 
+def test_recover_decides_a_generation_whose_last_worker_died_before_deciding(
+    owner, monkeypatch, django_capture_on_commit_callbacks
+):
+    generation = prepare(_video(owner))
+    scenes = [scene_claim(scene_id=scene.id, claim_token="w1") for scene in generation.scenes.all()]
+    for scene in scenes[:-1]:
+        scene_complete(scene=scene, claim_token="w1", result=scene_result(scene))
+    with monkeypatch.context() as dying:
+        # The last scene's worker dies between counting it and deciding the final status.
+        dying.setattr(progress, "finalize_if_ended", lambda **kwargs: None)
+        scene_complete(scene=scenes[-1], claim_token="w1", result=scene_result(scenes[-1]))
+    Generation.objects.filter(id=generation.id).update(
+        updated_at=timezone.now() - timedelta(hours=1)
+    )
+    generation.refresh_from_db()
+    assert generation.status == GenerationStatus.PROCESSING
+    assert generation.completed_items == generation.total_items
+
+    with django_capture_on_commit_callbacks(execute=True):
+        counts = pipeline.recover_stuck_work()
+
+    assert counts["finalized_generations"] == 1
+    generation.refresh_from_db()
+    assert generation.status == GenerationStatus.COMPLETED
+    assert generation.metadata.evaluation["success_rate"] == 1.0
+    assert set(generation.variants.values_list("status", flat=True)) == {"completed"}
+    assert pipeline.recover_stuck_work()["finalized_generations"] == 0
+
+
+def test_recover_ends_the_variants_of_a_cancelled_generation_left_running(
+    owner, monkeypatch, django_capture_on_commit_callbacks
+):
+    generation = prepare(_video(owner, variants=["soft"], scenes_per_variant=1))
+    running = scene_claim(scene_id=scene_of(generation, "soft", 1).id, claim_token="w1")
+    generation_cancel(generation=generation)
+
+    with monkeypatch.context() as dying:
+        dying.setattr(progress, "finalize_if_ended", lambda **kwargs: None)
+        scene_stop_cancelled(scene=running, claim_token="w1")
+    Generation.objects.filter(id=generation.id).update(
+        updated_at=timezone.now() - timedelta(hours=1)
+    )
+    assert Variant.objects.get(generation=generation).status == GenerationStatus.PROCESSING
+
+    with django_capture_on_commit_callbacks(execute=True):
+        counts = pipeline.recover_stuck_work()
+
+    assert counts["finalized_generations"] == 1
+    assert Variant.objects.get(generation=generation).status == GenerationStatus.CANCELLED
+    generation.refresh_from_db()
+    assert generation.status == GenerationStatus.CANCELLED
+
+
 def test_recover_with_nothing_stuck_dispatches_nothing(
     owner, sent, django_capture_on_commit_callbacks
 ):
@@ -607,5 +661,6 @@ def test_recover_with_nothing_stuck_dispatches_nothing(
         "lost_scenes": 0,
         "redispatched_generations": 0,
         "redispatched_scenes": 0,
+        "finalized_generations": 0,
     }
     assert sent == []

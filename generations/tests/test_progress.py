@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from generations import progress
@@ -53,6 +54,17 @@ def evaluations(monkeypatch):
     return calls
 
 
+@pytest.fixture(params=["one statement", "in steps"])
+def counting(request, monkeypatch):
+    """Runs a test with each way of counting an ended scene: one statement (PostgreSQL)
+    and the portable transaction of three."""
+    if request.param == "one statement" and connection.vendor != "postgresql":
+        pytest.skip("counting in one statement needs PostgreSQL (UPDATE inside WITH)")
+    if request.param == "in steps":
+        monkeypatch.setattr(progress, "_counts_in_one_statement", lambda: False)
+    return request.param
+
+
 def _scenes(generation):
     return list(
         Scene.objects.filter(generation=generation)
@@ -65,7 +77,7 @@ def _complete(scene, delivery="w1"):
     claimed = scene_claim(scene_id=scene.id, claim_token=delivery)
     assert claimed is not None
     assert scene_complete(scene=claimed, claim_token=delivery, result=scene_result(claimed))
-    return claimed
+    return Scene.objects.select_related("variant").get(id=claimed.id)
 
 
 def _fail(scene, delivery="w1", error=REJECTED):
@@ -81,17 +93,25 @@ def test_claim_takes_a_queued_scene(owner):
     generation = processing_video(owner)
     scene = _scenes(generation)[0]
 
-    claimed = scene_claim(scene_id=scene.id, claim_token="delivery-1")
+    with CaptureQueriesContext(connection) as statements:
+        claimed = scene_claim(scene_id=scene.id, claim_token="delivery-1")
 
-    assert claimed.id == scene.id
-    assert claimed.status == SceneStatus.PROCESSING
-    assert claimed.claim_token == "delivery-1"
-    assert claimed.attempts == 1
-    assert claimed.started_at is not None
-    assert claimed.generation.id == generation.id
-    variant = Variant.objects.get(id=scene.variant_id)
-    assert variant.status == GenerationStatus.PROCESSING
-    assert variant.started_at is not None
+    assert len(statements) == 1
+    assert (claimed.id, claimed.generation_id, claimed.variant_id) == (
+        scene.id,
+        generation.id,
+        scene.variant_id,
+    )
+    assert (claimed.number, claimed.prompt, claimed.attempts) == (1, scene.prompt, 1)
+    assert (claimed.variant_label, claimed.kind, claimed.provider) == ("soft", "video_ad", "local")
+    assert claimed.provider_model == generation.provider_model
+    assert claimed.parameters == generation.input
+    assert claimed.generation_status == GenerationStatus.PROCESSING
+    scene.refresh_from_db()
+    assert scene.status == SceneStatus.PROCESSING
+    assert scene.claim_token == "delivery-1"
+    assert scene.attempts == 1
+    assert scene.started_at is not None
 
 
 def test_claim_is_exclusive(owner):
@@ -107,14 +127,16 @@ def test_claim_is_exclusive(owner):
 
 def test_same_token_can_reclaim_a_processing_scene(owner):
     scene = _scenes(processing_video(owner))[0]
-    first = scene_claim(scene_id=scene.id, claim_token="delivery-1")
+    scene_claim(scene_id=scene.id, claim_token="delivery-1")
+    first_started_at = Scene.objects.get(id=scene.id).started_at
 
     again = scene_claim(scene_id=scene.id, claim_token="delivery-1")
 
     assert again is not None
-    assert again.status == SceneStatus.PROCESSING
     assert again.attempts == 2
-    assert again.started_at >= first.started_at
+    scene.refresh_from_db()
+    assert scene.status == SceneStatus.PROCESSING
+    assert scene.started_at >= first_started_at
 
 
 @pytest.mark.parametrize("end", ["complete", "fail", "cancel"])
@@ -154,13 +176,28 @@ def test_complete_is_counted_once(owner):
     assert_counters_match_scenes(generation)
 
 
+def test_ending_a_scene_is_one_statement_on_postgresql(owner, counting):
+    generation = processing_video(owner)
+    claimed = scene_claim(scene_id=_scenes(generation)[0].id, claim_token="w1")
+
+    with CaptureQueriesContext(connection) as statements:
+        assert scene_complete(scene=claimed, claim_token="w1", result=scene_result(claimed))
+
+    if counting == "one statement":
+        assert len(statements) == 1
+    generation.refresh_from_db()
+    assert (generation.completed_items, generation.actual_cost) == (1, SCENE_COST)
+    assert Variant.objects.get(id=claimed.variant_id).scenes_completed == 1
+    assert_counters_match_scenes(generation)
+
+
 def test_complete_by_another_delivery_is_not_counted(owner):
     generation = processing_video(owner)
     scene = scene_claim(scene_id=_scenes(generation)[0].id, claim_token="w1")
 
     assert not scene_complete(scene=scene, claim_token="w2", result=scene_result(scene))
 
-    scene.refresh_from_db()
+    scene = Scene.objects.get(id=scene.id)
     assert scene.status == SceneStatus.PROCESSING
     generation.refresh_from_db()
     assert generation.completed_items == 0
@@ -191,7 +228,7 @@ def test_stop_cancelled_by_another_delivery_is_not_counted(owner):
 
     scene_stop_cancelled(scene=scene, claim_token="w2")
 
-    scene.refresh_from_db()
+    scene = Scene.objects.get(id=scene.id)
     assert scene.status == SceneStatus.PROCESSING
     assert_counters_match_scenes(generation)
 
@@ -251,7 +288,7 @@ def test_retryable_error_of_a_taken_scene_is_ignored(owner):
 
     assert scene_fail(scene=scene, claim_token="w2", error=TIMEOUT) is None
 
-    scene.refresh_from_db()
+    scene = Scene.objects.get(id=scene.id)
     assert scene.status == SceneStatus.PROCESSING
     assert scene.claim_token == "w1"
 
@@ -453,7 +490,7 @@ def test_lost_worker_finishing_late_is_not_counted(owner):
 
     assert not scene_complete(scene=scene, claim_token="lost", result=scene_result(scene))
 
-    scene.refresh_from_db()
+    scene = Scene.objects.get(id=scene.id)
     assert scene.status == SceneStatus.PROCESSING
     assert scene.claim_token == "new"
     generation.refresh_from_db()
@@ -511,7 +548,7 @@ THREADS = 8
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_workers_count_every_scene_exactly_once(owner, evaluations):
+def test_concurrent_workers_count_every_scene_exactly_once(owner, evaluations, counting):
     """8 workers race over every scene of one generation: each scene is claimed once,
     every counter equals the truth and the final status is decided once."""
     labels = [f"v{n}" for n in range(8)]

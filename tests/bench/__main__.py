@@ -18,6 +18,7 @@ from typing import Any
 from tests.bench import database, seed
 
 BUCKET = "genvault-bench"
+BROKER_URL = "redis://127.0.0.1:6379/14"
 SECTIONS = ("api", "admin", "search", "stats", "counters", "tracking", "storage", "purge")
 
 
@@ -76,6 +77,8 @@ def _configure_environment(name: str, scratch: str) -> None:
             "DJANGO_SECURE_COOKIES": "0",
             "DJANGO_ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
             "API_READ_RATE": "1000000/min",
+            # The tracking benchmark's worker; nothing else here sends tasks.
+            "CELERY_BROKER_URL": BROKER_URL,
             "GENVAULT_VAR_DIR": scratch,
         }
     )
@@ -133,7 +136,12 @@ def main(argv: list[str]) -> int:
                 rounds=1 if args.quick else 3,
             ),
         ),
-        ("tracking", lambda: scenarios_work.tracking(owner=worker_owner)),
+        (
+            "tracking",
+            lambda: scenarios_work.tracking(
+                owner=worker_owner, scratch=Path(scratch), rounds=2 if args.quick else 7
+            ),
+        ),
         (
             "storage",
             lambda: scenarios_storage.storage(

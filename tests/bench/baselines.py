@@ -61,6 +61,18 @@ naive_site.register(Generation, NaiveGenerationAdmin)
 naive_site.register(Scene, NaiveSceneAdmin)
 
 
+def claim_naive(*, scene_id: Any, claim_token: str) -> Scene | None:
+    """Claim with a guarded update, then load the scene with its variant and generation
+    (two statements in a transaction: what the ORM makes natural)."""
+    now = timezone.now()
+    with transaction.atomic():
+        if not Scene.objects.filter(id=scene_id, status=SceneStatus.QUEUED).update(
+            status=SceneStatus.PROCESSING, claim_token=claim_token, started_at=now, updated_at=now
+        ):
+            return None
+        return Scene.objects.select_related("variant", "generation").get(id=scene_id)
+
+
 def _mark_completed(scene_id: Any, claim_token: str, result: SceneResult) -> bool:
     now = timezone.now()
     return bool(

@@ -273,7 +273,7 @@ def seed(conn: psycopg.Connection[Any], *, scale: float, log: Log) -> dict[str, 
                     || CASE WHEN i % 10 = 3 THEN ' at {COMMON_TERM}' ELSE '' END
                     || CASE WHEN i % 10000 = 77 THEN ' {RARE_TERM}' ELSE '' END AS prompt,
                 now() - interval '3 years' + i * interval '{step:.6f} seconds' AS created
-            FROM generate_series(1, %s) AS i, (SELECT %s::text[] AS v) AS vocabulary
+            FROM generate_series(1::bigint, %s) AS i, (SELECT %s::text[] AS v) AS vocabulary
         ) AS rows
         """  # noqa: S608
     conn.execute(_escaped(generations_statement), [total, list(VOCABULARY)])
