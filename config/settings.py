@@ -118,6 +118,23 @@ AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
 # (docker-compose: the app talks to http://minio:9000, browsers to http://localhost:9000).
 AWS_S3_PUBLIC_ENDPOINT_URL = env_str("AWS_S3_PUBLIC_ENDPOINT_URL")
 
+
+
+def _upload_transfer_config() -> TransferConfig:
+    """Uploads stream in 8 MiB parts, two in flight. s3transfer reads parts ahead of the
+    uploads into memory (by default up to 10 of them, 80 MiB); with two, saving a 512 MB
+    file grew the process by 29 MB (docs/performance.md)."""
+    config = TransferConfig(
+        multipart_threshold=8 * 1024 * 1024,
+        multipart_chunksize=8 * 1024 * 1024,
+        max_concurrency=2,
+        io_chunksize=256 * 1024,
+    )
+    config.max_in_memory_upload_chunks = 2
+    config.max_submission_concurrency = 1
+    return config
+
+
 if AWS_STORAGE_BUCKET_NAME:
     _media_storage: dict[str, Any] = {
         "BACKEND": "storages.backends.s3.S3Storage",
@@ -135,13 +152,7 @@ if AWS_STORAGE_BUCKET_NAME:
             "querystring_expire": ASSET_URL_EXPIRE_SECONDS,
             # A retried write lands on its own key instead of a suffixed copy.
             "file_overwrite": True,
-            # Uploads stream in parts; these bounds keep a large upload's buffers small.
-            "transfer_config": TransferConfig(
-                multipart_threshold=8 * 1024 * 1024,
-                multipart_chunksize=8 * 1024 * 1024,
-                max_concurrency=2,
-                io_chunksize=256 * 1024,
-            ),
+            "transfer_config": _upload_transfer_config(),
         },
     }
 else:

@@ -65,6 +65,8 @@ else:
 
 # The change page lists at most this many regenerations; the rest are a filtered list.
 REGENERATION_LIMIT = 20
+# Trigrams: a shorter term cannot use the title and prompt indexes.
+MIN_TEXT_SEARCH = 3
 
 
 def _when(value: datetime) -> str:
@@ -97,8 +99,8 @@ class GenerationAdmin(ReadOnlyAdminMixin, GenerationModelAdmin):
     # Shown as the search box's fields; get_search_results does the searching.
     search_fields = ["title", "prompt", "=owner__username", "=provider_request_id"]
     search_help_text = (
-        "A generation, variant or scene id; or a word of the title or prompt, an owner's "
-        "username or a provider request id."
+        "A generation, variant or scene id; or a word of the title or prompt (3 characters "
+        "or more), an owner's username or a provider request id."
     )
     date_hierarchy = "created_at"
     list_select_related = ["owner"]
@@ -182,7 +184,9 @@ class GenerationAdmin(ReadOnlyAdminMixin, GenerationModelAdmin):
     ) -> tuple[QuerySet[Generation], bool]:
         """An id finds its generation (or the generation of that variant or scene) by
         primary key; any other term is matched as a whole against the title and prompt
-        (trigram indexes), an owner's username and the provider request id."""
+        (trigram indexes), an owner's username and the provider request id. A term under
+        MIN_TEXT_SEARCH characters is too short for the trigram indexes: it is matched
+        against the username and request id only, rather than reading every row."""
         term = search_term.strip()
         if not term:
             return queryset, False
@@ -199,8 +203,9 @@ class GenerationAdmin(ReadOnlyAdminMixin, GenerationModelAdmin):
             )
             ids = [found, *(row[0] for row in owners_of_id)]
             return queryset.filter(id__in=ids), False
-        matches = Q(title__icontains=term) | Q(prompt__icontains=term)
-        matches |= Q(provider_request_id=term)
+        matches = Q(provider_request_id=term)
+        if len(term) >= MIN_TEXT_SEARCH:
+            matches |= Q(title__icontains=term) | Q(prompt__icontains=term)
         owners = list(User.objects.filter(username__iexact=term).values_list("id", flat=True)[:1])
         if owners:
             matches |= Q(owner_id__in=owners)

@@ -93,6 +93,22 @@ class Generation(models.Model):
                 name="gen_owner_status_created",
                 condition=Q(deleted_at__isnull=True),
             ),
+            # A user's statistics (generations.stats): every column the summary reads, so
+            # that it is an index-only scan rather than a read of each row's page.
+            models.Index(
+                fields=["owner"],
+                include=[
+                    "id",
+                    "status",
+                    "kind",
+                    "cost_estimate",
+                    "actual_cost",
+                    "generation_time_seconds",
+                    "error_code",
+                ],
+                name="gen_owner_stats",
+                condition=Q(deleted_at__isnull=True),
+            ),
             # Staff lists (admin), newest first across every owner.
             models.Index(F("created_at").desc(), name="gen_created"),
             # Recovery: active generations that have not moved for a while.

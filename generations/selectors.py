@@ -151,11 +151,31 @@ def referenced_storage_keys(generation_ids: Iterable[UUID]) -> dict[UUID, set[st
         found.update(source.get("keyframes", []))
         if source.get("stored_key"):
             found.add(source["stored_key"])
-    for generation_id, asset, thumbnail in Scene.objects.filter(generation_id__in=ids).values_list(
+    scenes = Scene.objects.filter(generation_id__in=ids).order_by()
+    for generation_id, asset, thumbnail in scenes.values_list(
         "generation_id", "asset_key", "thumbnail_key"
     ):
         keys[generation_id].update(key for key in (asset, thumbnail) if key)
     return keys
+
+
+def generations_with_unnamed_objects(generation_ids: Iterable[UUID]) -> list[UUID]:
+    """Of these generations, in their order, those that may hold objects no row names: a scene was
+    attempted but did not complete (its worker may have stored the asset, then died or
+    failed before recording it), or the stages never finished (keyframes may be stored
+    before the analysis that names them)."""
+    ids = list(generation_ids)
+    interrupted = (
+        Scene.objects.filter(generation_id__in=ids, attempts__gt=0)
+        .exclude(status=SceneStatus.COMPLETED)
+        .order_by()
+        .values_list("generation_id", flat=True)
+    )
+    unprepared = Generation.objects.filter(id__in=ids, metadata__prompts={}).values_list(
+        "id", flat=True
+    )
+    found = set(interrupted) | set(unprepared)
+    return [generation_id for generation_id in ids if generation_id in found]
 
 
 def completed_scene_keys(generation_ids: Iterable[UUID]) -> list[tuple[UUID, str]]:

@@ -28,7 +28,12 @@ from generations.models import (
 )
 from generations.progress import elapsed_seconds, finalize_if_ended
 from generations.providers import PROVIDERS, get_provider
-from generations.selectors import generations_busy_in_storage, trash_cutoff
+from generations.selectors import (
+    generations_busy_in_storage,
+    generations_with_unnamed_objects,
+    referenced_storage_keys,
+    trash_cutoff,
+)
 from generations.states import (
     ACTIVE_GENERATION_STATUSES,
     GenerationStatus,
@@ -37,10 +42,10 @@ from generations.states import (
     rollup_status,
 )
 from storage.keys import generation_prefix, source_key
-from storage.services import object_open, object_save, prefix_delete
+from storage.services import object_open, object_save, objects_delete, prefix_delete
 
 TITLE_LENGTH = 80
-PURGE_BATCH_SIZE = 200
+PURGE_BATCH_SIZE = 500
 
 
 def generation_create(
@@ -384,12 +389,20 @@ def generations_purge(
 
 def purge_batch(ids: list[UUID]) -> None:
     """Objects, then rows, of these generations (see generations_purge_expired for why
-    in that order)."""
-    for generation_id in ids:
+    in that order). The objects the rows name go in batched requests; a generation's
+    folder is listed only when it may hold objects that no row names."""
+    named = referenced_storage_keys(ids)
+    objects_delete(key for keys in named.values() for key in keys)
+    for generation_id in generations_with_unnamed_objects(ids):
         prefix_delete(generation_prefix(generation_id))
     with transaction.atomic():
         Generation.objects.filter(parent_id__in=ids).update(parent=None)
-        Scene.objects.filter(generation_id__in=ids).delete()
-        Variant.objects.filter(generation_id__in=ids).delete()
-        GenerationMetadata.objects.filter(generation_id__in=ids).delete()
-        Generation.objects.filter(id__in=ids).delete()
+        # Children before parents, so no row is left to cascade to: plain DELETEs, without
+        # the collector that would load every variant and generation first.
+        for rows in (
+            Scene.objects.filter(generation_id__in=ids),
+            Variant.objects.filter(generation_id__in=ids),
+            GenerationMetadata.objects.filter(generation_id__in=ids),
+            Generation.objects.filter(id__in=ids),
+        ):
+            rows._raw_delete(rows.db)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
@@ -123,6 +124,49 @@ def object_keys(prefix: str) -> Iterator[str]:
         yield f"{folder}/{name}" if folder else name
     for directory in directories:
         yield from object_keys(f"{folder}/{directory}/" if folder else f"{directory}/")
+
+
+DELETE_BATCH_SIZE = 1000  # the most keys S3 takes in one DeleteObjects request
+DELETE_REQUESTS_IN_FLIGHT = 4
+
+
+def objects_delete(keys: Iterable[str]) -> None:
+    """Delete these objects; missing ones are not an error. On S3 one request per 1,000
+    keys, a few requests in flight at once."""
+    unique = list(dict.fromkeys(keys))
+    storage = media_storage()
+    if is_local(storage):
+        for key in unique:
+            object_delete(key)
+        return
+    client = storage.connection.meta.client  # type: ignore[attr-defined]
+    bucket = storage.bucket_name  # type: ignore[attr-defined]
+
+    def delete_batch(batch: list[str]) -> None:
+        try:
+            response = client.delete_objects(
+                Bucket=bucket, Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True}
+            )
+        except _BACKEND_ERRORS as exc:
+            raise StorageUnavailable(f"Could not delete {len(batch)} objects: {exc}") from exc
+        if response.get("Errors"):
+            first = response["Errors"][0]
+            raise StorageUnavailable(
+                f"Could not delete {len(response['Errors'])} objects, "
+                f"{first.get('Key')}: {first.get('Message')}"
+            )
+
+    batches = [
+        unique[start : start + DELETE_BATCH_SIZE]
+        for start in range(0, len(unique), DELETE_BATCH_SIZE)
+    ]
+    if len(batches) <= 1:
+        for batch in batches:
+            delete_batch(batch)
+        return
+    # boto3 clients are thread-safe; list() re-raises the first failure.
+    with ThreadPoolExecutor(max_workers=DELETE_REQUESTS_IN_FLIGHT) as pool:
+        list(pool.map(delete_batch, batches))
 
 
 def prefix_delete(prefix: str) -> int:

@@ -168,8 +168,7 @@ def test_trash_cutoff_follows_the_retention_setting(settings):
 def test_purge_removes_rows_and_objects_past_retention_only(owner, settings):
     settings.TRASH_RETENTION_DAYS = 30
     expired = run_pipeline(_create(owner))
-    expired_keys = _keys(expired) | _with_objects(expired)
-    assert len(expired_keys) == 7
+    assert len(_keys(expired)) == 4
     _deleted_days_ago(expired, 31)
     recent = _deleted_days_ago(_create(owner), 29)
     recent_keys = _with_objects(recent)
@@ -188,6 +187,34 @@ def test_purge_removes_rows_and_objects_past_retention_only(owner, settings):
     assert _rows_exist(kept.id)["generation"]
     assert _keys(recent) == recent_keys
     assert _keys(kept) == kept_keys
+
+
+def test_purge_deletes_what_the_rows_name_without_listing_finished_generations(owner, monkeypatch):
+    generation = _deleted_days_ago(run_pipeline(_create(owner)), 400)
+    listed = []
+    monkeypatch.setattr(services, "prefix_delete", listed.append)
+
+    assert generations_purge_expired() == 1
+
+    assert listed == []
+    assert _keys(generation) == set()
+
+
+def test_purge_lists_the_folder_of_a_generation_with_an_interrupted_item(owner):
+    """A worker stored an item's asset, then died before recording it: no row names the
+    object, so the purge lists the generation's folder to find it."""
+    generation = _create(owner)
+    pipeline.generation_prepare(generation_id=generation.id)
+    scene = Scene.objects.filter(generation=generation).first()
+    claimed = scene_claim(scene_id=scene.id, claim_token="w1")
+    stray = f"generations/{generation.id}/{claimed.variant_label}/scene_{claimed.number}.png"
+    object_save(key=stray, content=io.BytesIO(b"rendered, never recorded"))
+    Scene.objects.filter(id=scene.id).update(status=SceneStatus.FAILED)
+    _deleted_days_ago(generation, 400)
+
+    assert generations_purge_expired() == 1
+
+    assert _keys(generation) == set()
 
 
 def test_purge_with_nothing_expired_does_nothing(owner):

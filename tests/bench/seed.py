@@ -8,6 +8,7 @@ terms of known frequency. Everything is a function of the row number, so a scale
 produces the same data.
 """
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -335,16 +336,19 @@ def seed(conn: psycopg.Connection[Any], *, scale: float, log: Log) -> dict[str, 
     timings["seed_scenes_s"] = time.monotonic() - phase
     log(f"seeded {16 * total} scenes in {timings['seed_scenes_s']:.1f} s")
     phase = time.monotonic()
+    # Every seeded generation has been through its stages: its prompts are planned.
+    prompts = {label: [f"{label} scene {n}" for n in range(1, 5)] for label in LABELS}
     conn.execute(
         """
         INSERT INTO generations_generationmetadata (generation_id, analysis, transformation,
             prompts, evaluation, created_at, updated_at)
         SELECT id, '{"text": {"words": 4}}', '{"variants": ["soft", "medium", "aggressive",
-            "ultra"]}', '{}', CASE status WHEN 'processing' THEN '{}'::jsonb
+            "ultra"]}', %s::jsonb, CASE status WHEN 'processing' THEN '{}'::jsonb
             ELSE jsonb_build_object('success_rate', completed_items / 16.0) END,
             created_at, updated_at
         FROM generations_generation
-        """
+        """,
+        [json.dumps(prompts)],
     )
     timings["seed_metadata_s"] = time.monotonic() - phase
 
