@@ -7,9 +7,10 @@ PostgreSQL: row locks are held for microseconds, which is what lets many workers
 scenes of one generation at once. Rows are always locked in the order scene, variant,
 generation, which keeps concurrent transactions free of lock cycles.
 
-The ending that brings a variant's or the generation's counters to their total goes on to
-decide the final status (`finalize_if_ended`), under row locks so that it happens exactly
-once. If its worker dies in between, `recover_stuck_work` finalizes what it left.
+The ending that brings a variant's counters to their total decides the variant's final
+status with one guarded UPDATE; the one that ends the generation's last item decides the
+generation (`finalize_if_ended`) under row locks. Either way it happens exactly once. If
+the worker dies in between, `recover_stuck_work` finalizes what it left.
 """
 
 import json
@@ -310,21 +311,33 @@ def _end_scene(
     counted = _update_and_count(scene, where, values, increments)
     if counted is None:
         return False
-    variant, generation = counted
     now = values["updated_at"]
-    if _all_ended(generation):
+    if _all_ended(counted.generation):
         # Every variant, in case an earlier variant's finalization was lost with its worker.
         finalize_if_ended(generation_id=scene.generation_id, now=now)
-    elif _all_ended(variant):
-        finalize_if_ended(
-            generation_id=scene.generation_id, variant_ids=[scene.variant_id], now=now
+    elif _all_ended(counted.variant):
+        # The counters just returned are the variant's last: one guarded UPDATE decides it.
+        _finalize_variant(
+            scene.variant_id,
+            counted.variant,
+            cancel_requested=counted.generation_status == GenerationStatus.CANCELLED,
+            now=now,
         )
     return True
 
 
+@dataclass(frozen=True)
+class _Counted:
+    """A variant's and its generation's counters right after an ending was counted."""
+
+    variant: Counters
+    generation: Counters
+    generation_status: str
+
+
 def _update_and_count(
     scene: SceneRef, where: SQL, values: dict[str, Any], increments: _Increments
-) -> tuple[Counters, Counters] | None:
+) -> _Counted | None:
     """Update the scene and add to its variant's and generation's counters; returns their
     counters as they stand after the addition, or None when `where` matched nothing."""
     now = values["updated_at"]
@@ -360,7 +373,7 @@ def _counts_in_one_statement() -> bool:
 
 def _count_in_one_statement(
     scene_update: SQL, variant_set: SQL, generation_set: SQL
-) -> tuple[Counters, Counters] | None:
+) -> _Counted | None:
     """The scene's UPDATE feeds the variant's, which feeds the generation's: rows are
     locked in the order scene, variant, generation, and each lock is held only for this
     one statement."""
@@ -377,19 +390,19 @@ def _count_in_one_statement(
             WHERE "generations_generation"."id" = counted."generation_id"
             RETURNING counted."total_scenes", counted."scenes_completed",
                 counted."scenes_failed", counted."scenes_cancelled", "total_items",
-                "completed_items", "failed_items", "cancelled_items"
+                "completed_items", "failed_items", "cancelled_items", "status"
             """,  # noqa: S608 (only column names and ORM-compiled SQL are interpolated)
             [*scene_update[1], *variant_set[1], *generation_set[1]],
         )
         row = cursor.fetchone()
     if row is None:
         return None
-    return _counters(row[:4]), _counters(row[4:])
+    return _Counted(_counters(row[:4]), _counters(row[4:8]), row[8])
 
 
 def _count_in_steps(
     scene: SceneRef, scene_update: SQL, variant_set: SQL, generation_set: SQL
-) -> tuple[Counters, Counters] | None:
+) -> _Counted | None:
     """The same three UPDATEs, one after the other in one transaction."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(*scene_update)
@@ -404,11 +417,13 @@ def _count_in_steps(
         variant = _counters(cursor.fetchone())
         cursor.execute(
             f"""UPDATE "generations_generation" SET {generation_set[0]} WHERE "id" = %s
-            RETURNING "total_items", "completed_items", "failed_items", "cancelled_items"
+            RETURNING "total_items", "completed_items", "failed_items", "cancelled_items",
+                "status"
             """,  # noqa: S608
             [*generation_set[1], _pk(Generation, scene.generation_id)],
         )
-        return variant, _counters(cursor.fetchone())
+        row = cursor.fetchone()
+        return _Counted(variant, _counters(row[:4]), row[4])
 
 
 def _scene_update_sql(values: dict[str, Any], where: SQL) -> SQL:
@@ -489,24 +504,48 @@ def finalize_if_ended(
         generation = Generation.objects.select_for_update().get(id=generation_id)
         cancel_requested = generation.status == GenerationStatus.CANCELLED
         for variant in variants:
-            _finalize_variant(variant, cancel_requested=cancel_requested, now=now)
+            if variant.status not in ACTIVE_GENERATION_STATUSES:
+                continue
+            _finalize_variant(
+                variant.id,
+                (
+                    variant.total_scenes,
+                    variant.scenes_completed,
+                    variant.scenes_failed,
+                    variant.scenes_cancelled,
+                ),
+                cancel_requested=cancel_requested,
+                now=now,
+            )
         _finalize_generation(generation, cancel_requested=cancel_requested, now=now)
 
 
-def _finalize_variant(variant: Variant, *, cancel_requested: bool, now: datetime) -> None:
+def _finalize_variant(
+    variant_id: UUID, counters: Counters, *, cancel_requested: bool, now: datetime
+) -> None:
+    """Decide a variant's final status from its counters, if they say it has ended. The
+    UPDATE matches only while the variant is active with these very counters, so a
+    variant is decided once, and never from counters a retry has reset since."""
+    total, completed, failed, cancelled = counters
     status = rollup_status(
-        total=variant.total_scenes,
-        completed=variant.scenes_completed,
-        failed=variant.scenes_failed,
-        cancelled=variant.scenes_cancelled,
+        total=total,
+        completed=completed,
+        failed=failed,
+        cancelled=cancelled,
         cancel_requested=cancel_requested,
     )
-    if status is None or variant.status not in ACTIVE_GENERATION_STATUSES:
+    if status is None:
         return
     code, message = ("", "")
-    if variant.scenes_failed:
-        code, message = _failure_summary(Scene.objects.filter(variant_id=variant.id))
-    Variant.objects.filter(id=variant.id).update(
+    if failed:
+        code, message = _failure_summary(Scene.objects.filter(variant_id=variant_id))
+    Variant.objects.filter(
+        id=variant_id,
+        status__in=ACTIVE_GENERATION_STATUSES,
+        scenes_completed=completed,
+        scenes_failed=failed,
+        scenes_cancelled=cancelled,
+    ).update(
         status=status,
         completed_at=now,
         updated_at=now,

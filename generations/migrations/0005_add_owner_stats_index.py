@@ -5,15 +5,27 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('generations', '0004_add_list_indexes'),
+        ("generations", "0004_add_list_indexes"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='generation',
-            index=models.Index(condition=models.Q(('deleted_at__isnull', True)), fields=['owner'], include=('id', 'status', 'kind', 'cost_estimate', 'actual_cost', 'generation_time_seconds', 'error_code'), name='gen_owner_stats'),
+            model_name="generation",
+            index=models.Index(
+                condition=models.Q(("deleted_at__isnull", True)),
+                fields=["owner"],
+                include=(
+                    "id",
+                    "status",
+                    "kind",
+                    "cost_estimate",
+                    "actual_cost",
+                    "generation_time_seconds",
+                    "error_code",
+                ),
+                name="gen_owner_stats",
+            ),
         ),
     ]
