@@ -119,7 +119,6 @@ AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
 AWS_S3_PUBLIC_ENDPOINT_URL = env_str("AWS_S3_PUBLIC_ENDPOINT_URL")
 
 
-
 def _upload_transfer_config() -> TransferConfig:
     """Uploads stream in 8 MiB parts, two in flight. s3transfer reads parts ahead of the
     uploads into memory (by default up to 10 of them, 80 MiB); with two, saving a 512 MB

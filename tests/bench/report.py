@@ -36,13 +36,23 @@ METHOD = """\
   stats against one COUNT per status and per kind; counters against `get()`/`save()` and
   `select_for_update()` read-modify-write; storage against
   `storage.save(ContentFile(f.read()))` and a thumbnail decoded from bytes read whole.
-- **Counters**: forked worker processes, each with its own connection, claim and complete
-  scenes of one generation (`scene_claim` + `scene_complete` with dummy facts); the three
-  strategies alternate round by round. Lost increments = completed scene rows minus the
-  generation's `completed_items`, plus the same for the variants' sums.
-- **Tracking overhead**: measured in-process, not yet through a real Celery worker: 16
-  scenes of 100 ms simulated rendering each, with `scene_claim` + `scene_complete` per
-  scene, against the 16 sleeps alone; statements per scene from `CaptureQueriesContext`.
+- **Counters**: forked worker processes, each with its own connection, claim and end
+  scenes of one generation with dummy facts: the project's `scene_claim` + `scene_complete`
+  (one statement each) against a naive ORM claim (a guarded update, then the scene loaded
+  with its variant and generation) followed by `get()`/`save()` or `select_for_update()`
+  read-modify-write counters. The strategies alternate run by run. Lost increments =
+  completed scene rows minus the generation's `completed_items`, plus the same for the
+  variants' sums.
+- **Tracking overhead**: a real Celery worker (`celery -A tests.bench.worker_app worker
+  --concurrency 2`, Redis broker, local file storage) runs 16 scenes (4 variants x 4) of
+  an image generation whose provider waits 100 ms: the project's `render_scene` task
+  (claim, render, store, count, decide) against `bare_scene`, the same render and store
+  with no database at all, round by round after a warm-up round; the time is from the
+  first message sent to the last task finished (reported by a `task_postrun` signal).
+  Statements per scene: everything `scene_render` runs, captured in-process.
+- **Purge**: the oldest generations holding a million rows (a tenth of the data set at
+  smaller scales) are put past retention and purged; moto's S3 server runs in a process
+  of its own, and the time spent in storage requests is reported apart from the rest.
 - **Memory**: peak RSS growth (VmHWM reset with `/proc/self/clear_refs` just before the
   operation) of a fresh child process for storage and thumbnails; of the bench process
   for the purge.
