@@ -1,25 +1,36 @@
 """Usage statistics over generations, computed by the database in a fixed number of queries.
 
-The summary (counts, costs, times, failure codes and, on PostgreSQL, the p95) is one
-aggregate query with conditional aggregation; the daily series is one grouped query. No
-query returns more rows than the days asked for or the five top failure codes.
+The summary (counts, costs, times, failure codes, the p95) is built from rows grouped by
+status, kind and error code. On PostgreSQL the ended generations' rows come from the
+running totals a trigger keeps (`GenerationTally`), the active generations' from a grouped
+query over the few that are pending or processing, and the p95 from the two times around
+its rank, read from the top of an index: one query, however many generations there are.
+Elsewhere one grouped query over the generations and one row read at the p95's rank. The
+daily series is one more grouped query. No query returns more rows than the groups, the
+days asked for, or two.
 """
 
-from collections.abc import Mapping
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import connections
-from django.db.models import Aggregate, Avg, Count, FloatField, Q, QuerySet, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from generations.errors import ErrorCode
 from generations.models import Generation, GenerationKind
 from generations.selectors import generations_visible_to
-from generations.states import FINAL_GENERATION_STATUSES, GenerationStatus
+from generations.states import (
+    ACTIVE_GENERATION_STATUSES,
+    FINAL_GENERATION_STATUSES,
+    GenerationStatus,
+)
 
 MAX_DAYS = 366
 TOP_FAILURE_CODES = 5
@@ -32,24 +43,21 @@ _ENDED = frozenset(FINAL_GENERATION_STATUSES)
 _JUDGED = frozenset(
     {GenerationStatus.COMPLETED, GenerationStatus.PARTIAL_SUCCESS, GenerationStatus.FAILED}
 )
-_FAILURE_STATUSES = [GenerationStatus.FAILED, GenerationStatus.PARTIAL_SUCCESS]
-_FAILED_WITH_CODE = Q(status__in=_FAILURE_STATUSES) & ~Q(error_code="")
+_FAILURE_STATUSES = frozenset({GenerationStatus.FAILED, GenerationStatus.PARTIAL_SUCCESS})
 
 
-class Percentile(Aggregate):
-    """PostgreSQL's `percentile_cont`: the continuous percentile (linear interpolation
-    between the two nearest values) of a column, nulls ignored."""
+@dataclass(frozen=True)
+class _Group:
+    """Generations of one status, kind and error code, and their sums."""
 
-    function = "percentile_cont"
-    name = "Percentile"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-
-    def __init__(self, expression: str, *, fraction: float, **extra: Any) -> None:
-        # The fraction is written into the SQL: accept only a number in [0, 1].
-        fraction = float(fraction)
-        if not 0.0 <= fraction <= 1.0:
-            raise ValueError(f"fraction must be between 0 and 1, not {fraction}")
-        super().__init__(expression, fraction=fraction, output_field=FloatField(), **extra)
+    status: str
+    kind: str
+    error_code: str
+    generations: int
+    cost_estimate: Decimal
+    actual_cost: Decimal
+    timed: int
+    time_seconds: float
 
 
 def generation_stats(
@@ -61,45 +69,64 @@ def generation_stats(
     Totals, costs, times and failure codes cover all time; `daily` covers the last `days`
     days (1 to MAX_DAYS) ending on `now`'s date in the current time zone, oldest first,
     zero-filled. The success rate counts completed, partial and failed runs; the average
-    actual cost and the actual/estimate ratio count ended runs (cancelled included). Money
-    is a string with 4 decimals; a rate, average or ratio with nothing to measure is null.
+    actual cost and the actual/estimate ratio count ended runs (cancelled included). The
+    p95 is interpolated between the two nearest values on PostgreSQL (as
+    `percentile_cont`), the nearest rank elsewhere. Money is a string with 4 decimals; a
+    rate, average or ratio with nothing to measure is null.
 
-    Two queries on PostgreSQL, three elsewhere (the p95 row is read on its own); one more
-    only if failures carry codes outside `ErrorCode`.
+    Two queries on PostgreSQL, three elsewhere.
     """
     if not 1 <= days <= MAX_DAYS:
         raise ValueError(f"days must be between 1 and {MAX_DAYS}, not {days}")
     generations = _generations_in_scope(owner)
-    postgres = connections[generations.db].vendor == "postgresql"
+    if connections[generations.db].vendor == "postgresql":
+        groups, p95 = _tallied_summary(owner, using=generations.db)
+    else:
+        groups = _grouped(generations)
+        p95 = _nearest_rank_p95(generations, sum(group.timed for group in groups))
 
-    summary = generations.aggregate(**_summary_aggregates(with_percentile=postgres))
-    p95 = summary["time_p95"] if postgres else _nearest_rank_p95(generations, summary["timed"])
-
-    by_status = {value: summary[f"status_{value}"] for value in GenerationStatus.values}
+    by_status = dict.fromkeys(GenerationStatus.values, 0)
+    by_kind = dict.fromkeys(GenerationKind.values, 0)
+    failure_codes: Counter[str] = Counter()
+    ended_estimate = ended_actual = estimate_total = actual_total = Decimal(0)
+    timed, time_total = 0, 0.0
+    for group in groups:
+        by_status[group.status] = by_status.get(group.status, 0) + group.generations
+        by_kind[group.kind] = by_kind.get(group.kind, 0) + group.generations
+        estimate_total += group.cost_estimate
+        actual_total += group.actual_cost
+        if group.status in _ENDED:
+            ended_estimate += group.cost_estimate
+            ended_actual += group.actual_cost
+        if group.status in _FAILURE_STATUSES and group.error_code:
+            failure_codes[group.error_code] += group.generations
+        timed += group.timed
+        time_total += group.time_seconds
     judged = sum(by_status[status] for status in _JUDGED)
     ended = sum(by_status[status] for status in _ENDED)
-    ended_estimate = summary["ended_estimate"] or Decimal(0)
-    ended_actual = summary["ended_actual"] or Decimal(0)
     success_rate = round(by_status[GenerationStatus.COMPLETED] / judged, 4) if judged else None
+    top_codes = sorted(
+        (item for item in failure_codes.items() if item[1]), key=lambda item: (-item[1], item[0])
+    )[:TOP_FAILURE_CODES]
     return {
         "scope": "user" if owner is not None else "all",
-        "total": summary["total"],
+        "total": sum(by_status.values()),
         "by_status": by_status,
-        "by_kind": {value: summary[f"kind_{value}"] for value in GenerationKind.values},
+        "by_kind": by_kind,
         "success_rate": success_rate,
         "cost": {
-            "estimate_total": _money(summary["estimate_total"]),
-            "actual_total": _money(summary["actual_total"]),
+            "estimate_total": _money(estimate_total),
+            "actual_total": _money(actual_total),
             "actual_average": _money(ended_actual / ended) if ended else None,
             "actual_vs_estimate": (
                 float(_quantize(ended_actual / ended_estimate)) if ended_estimate else None
             ),
         },
         "generation_time": {
-            "average_seconds": _seconds(summary["time_average"]),
+            "average_seconds": _seconds(time_total / timed) if timed else None,
             "p95_seconds": _seconds(p95),
         },
-        "top_failure_codes": _top_failure_codes(generations, summary),
+        "top_failure_codes": [{"code": code, "count": count} for code, count in top_codes],
         "daily": _daily(generations, days=days, now=now or timezone.now()),
     }
 
@@ -110,40 +137,105 @@ def _generations_in_scope(owner: User | None) -> QuerySet[Generation]:
     return Generation.objects.filter(deleted_at__isnull=True)
 
 
-def _summary_aggregates(*, with_percentile: bool) -> dict[str, Aggregate]:
-    # Every aggregate costs a little per row: counts that others imply (ended, judged) are
-    # added up from the status counts instead.
-    ended = Q(status__in=sorted(_ENDED))
-    aggregates: dict[str, Aggregate] = {
-        "total": Count("*"),
-        "estimate_total": Sum("cost_estimate"),
-        "actual_total": Sum("actual_cost"),
-        "ended_estimate": Sum("cost_estimate", filter=ended),
-        "ended_actual": Sum("actual_cost", filter=ended),
-        "timed": Count("generation_time_seconds"),
-        "time_average": Avg("generation_time_seconds"),
-        # Failures whose code is outside the taxonomy: when there are any, the top codes
-        # need a grouped query of their own.
-        "unlisted_codes": Count(
-            "pk", filter=_FAILED_WITH_CODE & ~Q(error_code__in=ErrorCode.values)
-        ),
-    }
-    for status in GenerationStatus.values:
-        aggregates[f"status_{status}"] = Count("pk", filter=Q(status=status))
-    for kind in GenerationKind.values:
-        aggregates[f"kind_{kind}"] = Count("pk", filter=Q(kind=kind))
-    for code in ErrorCode.values:
-        aggregates[f"code_{code}"] = Count(
-            "pk", filter=Q(status__in=_FAILURE_STATUSES, error_code=code)
+def _grouped(generations: QuerySet[Generation]) -> list[_Group]:
+    rows = (
+        generations.order_by()
+        .values("status", "kind", "error_code")
+        .annotate(
+            generations=Count("*"),
+            cost_estimate=Coalesce(Sum("cost_estimate"), Decimal(0)),
+            actual_cost=Coalesce(Sum("actual_cost"), Decimal(0)),
+            timed=Count("generation_time_seconds"),
+            time_seconds=Coalesce(Sum("generation_time_seconds"), 0.0),
         )
-    if with_percentile:
-        aggregates["time_p95"] = Percentile("generation_time_seconds", fraction=P95_PERCENT / 100)
-    return aggregates
+    )
+    return _groups(
+        (
+            row["status"],
+            row["kind"],
+            row["error_code"],
+            row["generations"],
+            row["cost_estimate"],
+            row["actual_cost"],
+            row["timed"],
+            row["time_seconds"],
+        )
+        for row in rows
+    )
+
+
+def _groups(rows: Iterable[tuple[Any, ...]]) -> list[_Group]:
+    return [
+        _Group(
+            status=status,
+            kind=kind,
+            error_code=code,
+            generations=int(count),
+            cost_estimate=Decimal(estimate or 0),
+            actual_cost=Decimal(actual or 0),
+            timed=int(timed or 0),
+            time_seconds=float(seconds or 0.0),
+        )
+        for status, kind, code, count, estimate, actual, timed, seconds in rows
+    ]
+
+
+# {owner} is empty or an owner condition; the statuses and the fraction are parameters.
+_TALLIED_SUMMARY = """
+WITH grouped AS (
+    SELECT status, kind, error_code, sum(generations) AS generations,
+        sum(cost_estimate) AS cost_estimate, sum(actual_cost) AS actual_cost,
+        sum(timed) AS timed, sum(time_seconds) AS time_seconds
+    FROM generations_generationtally
+    WHERE generations > 0 {owner}
+    GROUP BY status, kind, error_code
+    UNION ALL
+    SELECT status, kind, error_code, count(*), sum(cost_estimate), sum(actual_cost),
+        count(generation_time_seconds), coalesce(sum(generation_time_seconds), 0)
+    FROM generations_generation
+    WHERE deleted_at IS NULL AND status = ANY(%s) {owner}
+    GROUP BY status, kind, error_code
+), timed AS (
+    SELECT coalesce(sum(timed), 0)::bigint AS n FROM grouped
+)
+SELECT false, grouped.* FROM grouped
+UNION ALL
+SELECT true, NULL, NULL, NULL, NULL, NULL, NULL, NULL, around.generation_time_seconds
+FROM (
+    SELECT generation_time_seconds FROM generations_generation
+    WHERE deleted_at IS NULL AND generation_time_seconds IS NOT NULL {owner}
+    ORDER BY generation_time_seconds DESC
+    OFFSET (SELECT greatest(n - 2 - floor(%s * (n - 1))::bigint, 0) FROM timed)
+    LIMIT 2
+) AS around
+"""
+
+
+def _tallied_summary(owner: User | None, *, using: str) -> tuple[list[_Group], float | None]:
+    """PostgreSQL: the groups from the tally and the active generations, and the p95
+    interpolated between the two times around its rank (as `percentile_cont`)."""
+    owner_condition, owner_params = ("", []) if owner is None else ("AND owner_id = %s", [owner.pk])
+    fraction = P95_PERCENT / 100
+    active = list(ACTIVE_GENERATION_STATUSES)
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            _TALLIED_SUMMARY.format(owner=owner_condition),
+            [*owner_params, active, *owner_params, *owner_params, fraction],
+        )
+        rows = cursor.fetchall()
+    groups = _groups(row[1:] for row in rows if not row[0])
+    around = [float(row[-1]) for row in rows if row[0]]  # the higher time first
+    timed = sum(group.timed for group in groups)
+    if not around:
+        return groups, None
+    rank = fraction * (timed - 1)
+    lower, higher = around[-1], around[0]
+    return groups, lower + (rank - math.floor(rank)) * (higher - lower)
 
 
 def _nearest_rank_p95(generations: QuerySet[Generation], timed: int) -> float | None:
-    """The p95 by nearest rank, for databases without percentile_cont: one row read at
-    its offset."""
+    """The p95 by nearest rank, for databases without the tally: one row read at its
+    offset."""
     if not timed:
         return None
     rank = (P95_PERCENT * timed + 99) // 100  # ceil(0.95 * timed), 1-based
@@ -154,22 +246,6 @@ def _nearest_rank_p95(generations: QuerySet[Generation], timed: int) -> float | 
     )
     # A row deleted since the summary query leaves nothing at the offset.
     return next(iter(values), None)
-
-
-def _top_failure_codes(
-    generations: QuerySet[Generation], summary: dict[str, Any]
-) -> list[dict[str, Any]]:
-    if summary["unlisted_codes"]:
-        rows = (
-            generations.filter(_FAILED_WITH_CODE)
-            .values("error_code")
-            .annotate(count=Count("*"))
-            .order_by("-count", "error_code")[:TOP_FAILURE_CODES]
-        )
-        return [{"code": row["error_code"], "count": row["count"]} for row in rows]
-    counts = [(code, summary[f"code_{code}"]) for code in ErrorCode.values]
-    ranked = sorted((item for item in counts if item[1]), key=lambda item: (-item[1], item[0]))
-    return [{"code": code, "count": count} for code, count in ranked[:TOP_FAILURE_CODES]]
 
 
 def _daily(generations: QuerySet[Generation], *, days: int, now: datetime) -> list[dict[str, Any]]:
