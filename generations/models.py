@@ -93,6 +93,23 @@ class Generation(models.Model):
                 name="gen_owner_status_created",
                 condition=Q(deleted_at__isnull=True),
             ),
+            # Statistics: the active generations, counted live beside the tally
+            # (generations.stats), from the index alone.
+            models.Index(
+                fields=["status"],
+                include=[
+                    "kind",
+                    "error_code",
+                    "cost_estimate",
+                    "actual_cost",
+                    "generation_time_seconds",
+                ],
+                name="gen_active_stats",
+                condition=Q(
+                    deleted_at__isnull=True,
+                    status__in=[GenerationStatus.PENDING, GenerationStatus.PROCESSING],
+                ),
+            ),
             # Statistics: the p95 generation time, read at its rank from the top
             # (generations.stats), staff-wide and for one user.
             models.Index(
