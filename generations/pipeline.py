@@ -133,20 +133,7 @@ def scene_render(*, scene_id: UUID, claim_token: str) -> None:
         scene_stop_cancelled(scene=scene, claim_token=claim_token)
         return
     try:
-        with tempfile.TemporaryDirectory(prefix="genvault-scene-") as workdir:
-            request = ItemRequest(
-                kind=scene.kind,
-                model=scene.provider_model,
-                variant_label=scene.variant_label,
-                number=scene.number,
-                prompt=scene.prompt,
-                attempt=scene.attempts,
-                parameters=scene.parameters,
-                workdir=Path(workdir),
-                checkpoint=_cancel_checkpoint(scene.generation_id),
-            )
-            produced = get_provider(scene.provider).produce(request)
-            result = _store(scene, produced, Path(workdir))
+        result = scene_produce_and_store(scene, checkpoint=_cancel_checkpoint(scene.generation_id))
     except Cancelled:
         scene_stop_cancelled(scene=scene, claim_token=claim_token)
         return
@@ -170,6 +157,25 @@ def scene_render(*, scene_id: UUID, claim_token: str) -> None:
         return
     if not scene_complete(scene=scene, claim_token=claim_token, result=result):
         logger.info("Scene %s was taken over while rendering; its result is not counted", scene_id)
+
+
+def scene_produce_and_store(scene: ClaimedScene, *, checkpoint: Callable[[], None]) -> SceneResult:
+    """Have the provider produce the scene in a temporary folder, then store the asset and
+    its thumbnail at their stable keys. Writes no row."""
+    with tempfile.TemporaryDirectory(prefix="genvault-scene-") as workdir:
+        request = ItemRequest(
+            kind=scene.kind,
+            model=scene.provider_model,
+            variant_label=scene.variant_label,
+            number=scene.number,
+            prompt=scene.prompt,
+            attempt=scene.attempts,
+            parameters=scene.parameters,
+            workdir=Path(workdir),
+            checkpoint=checkpoint,
+        )
+        produced = get_provider(scene.provider).produce(request)
+        return _store(scene, produced, Path(workdir))
 
 
 def _record_failure(scene: ClaimedScene, claim_token: str, error: GenerationError) -> None:

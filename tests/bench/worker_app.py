@@ -7,9 +7,7 @@ Run as `celery -A tests.bench.worker_app worker` with BENCH_DONE_URL set.
 """
 
 import os
-import tempfile
 import uuid
-from pathlib import Path
 from typing import Any
 
 import redis
@@ -24,11 +22,10 @@ _done = redis.Redis.from_url(os.environ.get("BENCH_DONE_URL", "redis://127.0.0.1
 
 @app.task(name=BARE_SCENE)
 def bare_scene(scene: dict[str, Any]) -> None:
-    """Produce and store one scene exactly as `pipeline.scene_render` does, untracked."""
+    """Produce and store one scene with the code `pipeline.scene_render` uses, untracked."""
     # Imported here: the worker loads this module before it sets Django up.
     from generations import pipeline
     from generations.progress import ClaimedScene
-    from generations.providers import ItemRequest, get_provider
 
     claimed = ClaimedScene(
         id=uuid.UUID(scene["id"]),
@@ -44,20 +41,7 @@ def bare_scene(scene: dict[str, Any]) -> None:
         parameters=scene["parameters"],
         generation_status="processing",
     )
-    with tempfile.TemporaryDirectory(prefix="genvault-bare-") as workdir:
-        request = ItemRequest(
-            kind=claimed.kind,
-            model=claimed.provider_model,
-            variant_label=claimed.variant_label,
-            number=claimed.number,
-            prompt=claimed.prompt,
-            attempt=claimed.attempts,
-            parameters=claimed.parameters,
-            workdir=Path(workdir),
-            checkpoint=lambda: None,
-        )
-        produced = get_provider(claimed.provider).produce(request)
-        pipeline._store(claimed, produced, Path(workdir))
+    pipeline.scene_produce_and_store(claimed, checkpoint=lambda: None)
 
 
 @task_postrun.connect
