@@ -65,7 +65,28 @@ class ReadOnlyAdminMixin:
         return obj is None and super().has_change_permission(request)  # type: ignore[misc]
 
 
-class VariantInline(ReadOnlyAdminMixin, VariantTabularInline):
+class VariantColumnsMixin:
+    """The status, progress and end columns of a variant, in its list and in the inline."""
+
+    @admin.display(description="Status")
+    def status_column(self, variant: Variant) -> SafeString:
+        return status_badge(variant.status, variant.get_status_display())
+
+    @admin.display(description="Scenes done")
+    def progress_column(self, variant: Variant) -> SafeString:
+        return progress(
+            total=variant.total_scenes,
+            completed=variant.scenes_completed,
+            failed=variant.scenes_failed,
+            cancelled=variant.scenes_cancelled,
+        )
+
+    @admin.display(description="Ended")
+    def completed_column(self, variant: Variant) -> SafeString:
+        return moment(variant.completed_at)
+
+
+class VariantInline(ReadOnlyAdminMixin, VariantColumnsMixin, VariantTabularInline):
     model = Variant
     readonly_fields = (
         "label",
@@ -88,23 +109,6 @@ class VariantInline(ReadOnlyAdminMixin, VariantTabularInline):
             request.user.has_perm("generations.change_generation")
         )
 
-    @admin.display(description="Status")
-    def status_column(self, variant: Variant) -> SafeString:
-        return status_badge(variant.status, variant.get_status_display())
-
-    @admin.display(description="Scenes done")
-    def progress_column(self, variant: Variant) -> SafeString:
-        return progress(
-            total=variant.total_scenes,
-            completed=variant.scenes_completed,
-            failed=variant.scenes_failed,
-            cancelled=variant.scenes_cancelled,
-        )
-
-    @admin.display(description="Ended")
-    def completed_column(self, variant: Variant) -> SafeString:
-        return moment(variant.completed_at)
-
     @admin.display(description="Error")
     def error(self, variant: Variant) -> SafeString | str:
         if not variant.error_code:
@@ -113,7 +117,7 @@ class VariantInline(ReadOnlyAdminMixin, VariantTabularInline):
 
 
 @admin.register(Variant)
-class VariantAdmin(ReadOnlyAdminMixin, VariantModelAdmin):
+class VariantAdmin(ReadOnlyAdminMixin, VariantColumnsMixin, VariantModelAdmin):
     list_display = [
         "label",
         "generation_column",
@@ -208,26 +212,9 @@ class VariantAdmin(ReadOnlyAdminMixin, VariantModelAdmin):
     def generation_column(self, variant: Variant) -> SafeString:
         return generation_cell(variant.generation, link=True)
 
-    @admin.display(description="Status")
-    def status_column(self, variant: Variant) -> SafeString:
-        return status_badge(variant.status, variant.get_status_display())
-
-    @admin.display(description="Scenes done")
-    def progress_column(self, variant: Variant) -> SafeString:
-        return progress(
-            total=variant.total_scenes,
-            completed=variant.scenes_completed,
-            failed=variant.scenes_failed,
-            cancelled=variant.scenes_cancelled,
-        )
-
     @admin.display(description="Started")
     def started_column(self, variant: Variant) -> SafeString:
         return moment(variant.started_at)
-
-    @admin.display(description="Ended")
-    def completed_column(self, variant: Variant) -> SafeString:
-        return moment(variant.completed_at)
 
 
 @admin.register(Scene)

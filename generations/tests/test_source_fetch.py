@@ -25,6 +25,7 @@ import pytest
 
 from generations import source_fetch
 from generations.source_fetch import SourceRefused, fetch_source
+from tests.tiers import services_required
 
 SMALL_BODY = b"hello, source video"
 LARGE_SIZE = 10_000
@@ -181,6 +182,9 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A self-signed certificate for media.test and its key."""
     openssl = shutil.which("openssl")
     if openssl is None:
+        # .ci/run installs openssl, so under REQUIRE_SERVICES=1 its absence is a failure.
+        if services_required():
+            pytest.fail("REQUIRE_SERVICES=1 but the openssl command is not installed")
         pytest.skip("the openssl command is needed to make a test certificate")
     directory = tmp_path_factory.mktemp("tls")
     cert, key = directory / "cert.pem", directory / "key.pem"

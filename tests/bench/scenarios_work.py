@@ -202,7 +202,7 @@ def tracking(*, owner: User, scratch: Path, rounds: int, scene_ms: int = 100) ->
     against `bare_scene` (the same render and store, no tracking), round by round. The
     statements come from running `scene_render` in-process on a third generation."""
     parameters = {**TRACKING_INPUT, "delay_ms": scene_ms}
-    done = redis.Redis.from_url(worker_app_url())
+    done = redis.Redis.from_url(_broker_url())
     bare_s: list[float] = []
     tracked_s: list[float] = []
     statuses: list[str] = []
@@ -243,7 +243,8 @@ def tracking(*, owner: User, scratch: Path, rounds: int, scene_ms: int = 100) ->
     ]
 
 
-def worker_app_url() -> str:
+def _broker_url() -> str:
+    """The benchmark's Redis database: the worker's broker and its list of finished tasks."""
     return os.environ["CELERY_BROKER_URL"]
 
 
@@ -253,7 +254,7 @@ def _bench_worker(scratch: Path, done: redis.Redis) -> Iterator[subprocess.Popen
     storing to local files under `scratch`."""
     done.flushdb()
     env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
-    env.update({"GENVAULT_VAR_DIR": str(scratch / "worker"), "BENCH_DONE_URL": worker_app_url()})
+    env.update({"GENVAULT_VAR_DIR": str(scratch / "worker"), "BENCH_DONE_URL": _broker_url()})
     command = [sys.executable, "-m", "celery", "-A", "tests.bench.worker_app", "worker"]
     command += ["--concurrency", "2", "--without-gossip", "--without-mingle", "-l", "info"]
     worker = subprocess.Popen(command, cwd=database.ROOT, env=env, start_new_session=True)
