@@ -196,7 +196,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "genvault"
 # Celery's Django fixup would otherwise close the database connection before and after
-# every task, so each scene paid for a new connection; config/celery.py applies Django's
+# every task, so each item paid for a new connection; config/celery.py applies Django's
 # own rule instead (CONN_MAX_AGE, and closing a connection that has failed).
 CELERY_DB_REUSE_MAX = 10_000
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celery" / "beat-schedule")
@@ -204,12 +204,12 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celery" / "beat-schedule")
 # Pipeline ---------------------------------------------------------------------------
 
 GENVAULT_DEFAULT_PROVIDER = env_str("GENVAULT_DEFAULT_PROVIDER", "local")
-SCENE_MAX_ATTEMPTS = env_int("SCENE_MAX_ATTEMPTS", 3, minimum=1)
-SCENE_RETRY_BACKOFF_SECONDS = env_int("SCENE_RETRY_BACKOFF_SECONDS", 2, minimum=0)
-SCENE_TIME_LIMIT_SECONDS = env_int("SCENE_TIME_LIMIT_SECONDS", 600, minimum=10)
-# A processing scene not finished after this long is presumed lost with its worker.
-# It must exceed the task time limit, or a slow but live scene would run twice.
-SCENE_LEASE_SECONDS = env_int("SCENE_LEASE_SECONDS", 900, minimum=SCENE_TIME_LIMIT_SECONDS + 1)
+ITEM_MAX_ATTEMPTS = env_int("ITEM_MAX_ATTEMPTS", 3, minimum=1)
+ITEM_RETRY_BACKOFF_SECONDS = env_int("ITEM_RETRY_BACKOFF_SECONDS", 2, minimum=0)
+ITEM_TIME_LIMIT_SECONDS = env_int("ITEM_TIME_LIMIT_SECONDS", 600, minimum=10)
+# A processing item not finished after this long is presumed lost with its worker.
+# It must exceed the task time limit, or a slow but live item would run twice.
+ITEM_LEASE_SECONDS = env_int("ITEM_LEASE_SECONDS", 900, minimum=ITEM_TIME_LIMIT_SECONDS + 1)
 PENDING_REDISPATCH_SECONDS = env_int("PENDING_REDISPATCH_SECONDS", 60, minimum=1)
 RECOVERY_INTERVAL_SECONDS = env_int("RECOVERY_INTERVAL_SECONDS", 60, minimum=1)
 TRASH_RETENTION_DAYS = env_int("TRASH_RETENTION_DAYS", 30, minimum=0)
@@ -218,8 +218,8 @@ SOURCE_FETCH_TIMEOUT_SECONDS = env_int("SOURCE_FETCH_TIMEOUT_SECONDS", 60, minim
 # Lets a source URL point at this machine; for local development and tests only.
 SOURCE_FETCH_ALLOW_LOOPBACK = env_bool("SOURCE_FETCH_ALLOW_LOOPBACK", False)
 
-CELERY_TASK_TIME_LIMIT = SCENE_TIME_LIMIT_SECONDS + 30
-CELERY_TASK_SOFT_TIME_LIMIT = SCENE_TIME_LIMIT_SECONDS
+CELERY_TASK_TIME_LIMIT = ITEM_TIME_LIMIT_SECONDS + 30
+CELERY_TASK_SOFT_TIME_LIMIT = ITEM_TIME_LIMIT_SECONDS
 CELERY_BEAT_SCHEDULE = {
     "recover-stuck-work": {
         "task": "generations.tasks.recover_stuck_work",
@@ -328,6 +328,6 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "GenerationStatusEnum": "generations.states.GenerationStatus",
-        "SceneStatusEnum": "generations.states.SceneStatus",
+        "ItemStatusEnum": "generations.states.ItemStatus",
     },
 }

@@ -8,7 +8,7 @@ deleting is the soft delete action, and purging its own confirmed action.
 
 The list stays fast with a million rows: no exact COUNT(*) (EstimatedCountPaginator),
 joins set once (list_select_related, the thumbnail subquery), sorting only by creation,
-filters whose choices cost no query, no facet counts. The variant and scene admins live
+filters whose choices cost no query, no facet counts. The variant and item admins live
 in admin_items, the staff dashboard in admin_dashboard.
 """
 
@@ -55,7 +55,7 @@ from generations.admin_lists import (
     TrashFilter,
     parse_uuid,
 )
-from generations.models import Generation, GenerationMetadata, Scene, Variant
+from generations.models import Generation, GenerationMetadata, Item, Variant
 
 if TYPE_CHECKING:
     # ModelAdmin is generic only in django-stubs.
@@ -99,7 +99,7 @@ class GenerationAdmin(ReadOnlyAdminMixin, GenerationModelAdmin):
     # Shown as the search box's fields; get_search_results does the searching.
     search_fields = ["title", "prompt", "=owner__username", "=provider_request_id"]
     search_help_text = (
-        "A generation, variant or scene id; or a word of the title or prompt (3 characters "
+        "A generation, variant or item id; or a word of the title or prompt (3 characters "
         "or more), an owner's username or a provider request id."
     )
     date_hierarchy = "created_at"
@@ -182,7 +182,7 @@ class GenerationAdmin(ReadOnlyAdminMixin, GenerationModelAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Generation], search_term: str
     ) -> tuple[QuerySet[Generation], bool]:
-        """An id finds its generation (or the generation of that variant or scene) by
+        """An id finds its generation (or the generation of that variant or item) by
         primary key; any other term is matched as a whole against the title and prompt
         (trigram indexes), an owner's username and the provider request id. A term under
         MIN_TEXT_SEARCH characters is too short for the trigram indexes: it is matched
@@ -192,11 +192,11 @@ class GenerationAdmin(ReadOnlyAdminMixin, GenerationModelAdmin):
             return queryset, False
         found = parse_uuid(term)
         if found is not None:
-            # The variant's or scene's generation is looked up first (one query, two
+            # The variant's or item's generation is looked up first (one query, two
             # primary keys), so that the list query is a primary key lookup too: an
             # IN (subquery) inside an OR would scan the table.
             owners_of_id = (
-                Scene.objects.filter(id=found)
+                Item.objects.filter(id=found)
                 .order_by()
                 .values_list("generation_id")
                 .union(Variant.objects.filter(id=found).order_by().values_list("generation_id"))
@@ -253,17 +253,17 @@ class GenerationAdmin(ReadOnlyAdminMixin, GenerationModelAdmin):
         obj: Generation | None = None,
     ) -> HttpResponse:
         if obj is not None:
-            scenes = (
-                Scene.objects.filter(generation=obj)
+            items = (
+                Item.objects.filter(generation=obj)
                 .select_related("variant")
                 .order_by("variant__position", "number")[:ITEM_LIMIT]
             )
             context.update(
                 item_gallery_context(
-                    scenes,
+                    items,
                     kind=obj.kind,
                     total=obj.total_items,
-                    scene_filter=f"generation__id__exact={obj.id}",
+                    item_filter=f"generation__id__exact={obj.id}",
                 )
             )
         return super().render_change_form(request, context, add, change, form_url, obj)

@@ -27,8 +27,8 @@ from generations.selectors import (
     generations_in_flight,
     generations_in_flight_totals,
     generations_stuck_pending,
-    scene_failure_codes,
-    scenes_stuck,
+    item_failure_codes,
+    items_stuck,
 )
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ def _listed_and_counted(queryset: Any, limit: int) -> tuple[list[Any], int]:
 def dashboard_data(now: datetime) -> dict[str, Any]:
     """Everything the dashboard shows, in at most seven queries."""
     totals = generations_in_flight_totals()
-    stuck_scenes, stuck_scene_count = _listed_and_counted(scenes_stuck(now=now), STUCK_LIMIT)
+    stuck_items, stuck_item_count = _listed_and_counted(items_stuck(now=now), STUCK_LIMIT)
     stuck_pending, stuck_pending_count = _listed_and_counted(
         generations_stuck_pending(now=now), STUCK_LIMIT
     )
@@ -152,13 +152,13 @@ def dashboard_data(now: datetime) -> dict[str, Any]:
         },
         "in_flight": in_flight,
         "in_flight_limit": IN_FLIGHT_LIMIT,
-        "stuck_scenes": stuck_scenes,
-        "stuck_scene_count": stuck_scene_count,
+        "stuck_items": stuck_items,
+        "stuck_item_count": stuck_item_count,
         "stuck_pending": stuck_pending,
         "stuck_pending_count": stuck_pending_count,
-        "lease_text": seconds(settings.SCENE_LEASE_SECONDS),
+        "lease_text": seconds(settings.ITEM_LEASE_SECONDS),
         "pending_text": seconds(settings.PENDING_REDISPATCH_SECONDS),
-        "failure_codes": scene_failure_codes(since=now - FAILURE_WINDOW),
+        "failure_codes": item_failure_codes(since=now - FAILURE_WINDOW),
         "queue": queue_depth(),
         "queue_name": settings.CELERY_TASK_DEFAULT_QUEUE,
     }

@@ -13,16 +13,16 @@ from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from generations.models import Generation, GenerationKind, Scene, Variant
-from generations.states import SceneStatus
+from generations.models import Generation, GenerationKind, Item, Variant
+from generations.states import ItemStatus
 from storage.services import StorageUnavailable, object_url
 
 EMPTY = mark_safe('<span class="gv-muted">—</span>')
-# The change pages show at most this many items; the rest are a link to the scene list.
+# The change pages show at most this many items; the rest are a link to the item list.
 ITEM_LIMIT = 120
 
 
-def admin_link(obj: Generation | Variant | Scene, text: str) -> SafeString:
+def admin_link(obj: Generation | Variant | Item, text: str) -> SafeString:
     """A link to the object's admin page."""
     opts = obj._meta
     url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
@@ -128,13 +128,13 @@ def json_block(value: Any) -> SafeString:
     return format_html('<pre class="gv-json">{}</pre>', text)
 
 
-def scene_media(scene: Scene, *, kind: str) -> SafeString:
+def item_media(item: Item, *, kind: str) -> SafeString:
     """A completed item's player (video or audio, with its poster or waveform) or image;
     otherwise its thumbnail or a word on where it stands. Players load nothing until
     played (preload="none")."""
-    name = f"Item {scene.number}"
-    asset = media_url(scene.asset_key) if scene.status == SceneStatus.COMPLETED else None
-    thumb = media_url(scene.thumbnail_key)
+    name = f"Item {item.number}"
+    asset = media_url(item.asset_key) if item.status == ItemStatus.COMPLETED else None
+    thumb = media_url(item.thumbnail_key)
     if asset and kind == GenerationKind.VIDEO_AD:
         return format_html(
             '<video class="gv-player" controls preload="none" src="{}"{} aria-label="{}"></video>',
@@ -156,7 +156,7 @@ def scene_media(scene: Scene, *, kind: str) -> SafeString:
             '<a href="{}"><img class="gv-player" src="{}" alt="{}" loading="lazy"></a>',
             asset,
             asset,
-            scene.prompt[:140] or f"{name} (image)",
+            item.prompt[:140] or f"{name} (image)",
         )
     if thumb:
         return format_html(
@@ -164,38 +164,38 @@ def scene_media(scene: Scene, *, kind: str) -> SafeString:
             thumb,
             name.lower(),
         )
-    return format_html('<div class="gv-player gv-player--empty">{}</div>', _placeholder(scene))
+    return format_html('<div class="gv-player gv-player--empty">{}</div>', _placeholder(item))
 
 
-def _placeholder(scene: Scene) -> str:
-    if scene.status == SceneStatus.COMPLETED:
+def _placeholder(item: Item) -> str:
+    if item.status == ItemStatus.COMPLETED:
         return "File unavailable"
-    if scene.status in (SceneStatus.QUEUED, SceneStatus.PROCESSING):
-        return f"{scene.get_status_display()}…"
+    if item.status in (ItemStatus.QUEUED, ItemStatus.PROCESSING):
+        return f"{item.get_status_display()}…"
     return "No file"
 
 
 def item_gallery_context(
-    scenes: Iterable[Scene], *, kind: str, total: int, scene_filter: str
+    items: Iterable[Item], *, kind: str, total: int, item_filter: str
 ) -> dict[str, Any]:
     """What a change page's item gallery needs: the first ITEM_LIMIT items with players,
-    how many there are, and a link to all of them in the scene list (`scene_filter` is
+    how many there are, and a link to all of them in the item list (`item_filter` is
     its query string, e.g. `variant__id__exact=<id>`)."""
     return {
-        "item_gallery": item_gallery(scenes, kind=kind),
+        "item_gallery": item_gallery(items, kind=kind),
         "item_total": total,
         "item_limit": ITEM_LIMIT,
-        "item_list_url": f"{reverse('admin:generations_scene_changelist')}?{scene_filter}",
+        "item_list_url": f"{reverse('admin:generations_item_changelist')}?{item_filter}",
     }
 
 
-def item_gallery(scenes: Iterable[Scene], *, kind: str) -> list[dict[str, Any]]:
-    """Scenes (ordered by variant, then number, with their variants loaded) grouped by
+def item_gallery(items: Iterable[Item], *, kind: str) -> list[dict[str, Any]]:
+    """Items (ordered by variant, then number, with their variants loaded) grouped by
     variant, each with its player markup, for the `_items.html` template."""
     return [
         {
             "variant": variant,
-            "items": [{"scene": scene, "media": scene_media(scene, kind=kind)} for scene in group],
+            "entries": [{"item": item, "media": item_media(item, kind=kind)} for item in group],
         }
-        for variant, group in groupby(scenes, key=lambda scene: scene.variant)
+        for variant, group in groupby(items, key=lambda item: item.variant)
     ]

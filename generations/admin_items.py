@@ -1,9 +1,9 @@
-"""The variant and scene admins, and the variants inline of the generation page.
+"""The variant and item admins, and the variants inline of the generation page.
 
 Like the generation admin, they only show: no add, no Django delete, no form saves
 (a save would write back every column and undo the counters' concurrent F() updates).
 Their lists are ordered by a unique index, so that no page sorts the table, and never
-count a whole table; the scene list stays fast at tens of millions of rows.
+count a whole table; the item list stays fast at tens of millions of rows.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -23,9 +23,9 @@ from generations.admin_display import (
     admin_link,
     generation_cell,
     item_gallery_context,
+    item_media,
     moment,
     progress,
-    scene_media,
     seconds,
     status_badge,
     thumbnail,
@@ -37,16 +37,16 @@ from generations.admin_lists import (
     StuckFilter,
     parse_uuid,
 )
-from generations.models import Generation, Scene, Variant
+from generations.models import Generation, Item, Variant
 from history.templatetags.history_tags import filesize
 
 if TYPE_CHECKING:
     # ModelAdmin is generic only in django-stubs.
     VariantModelAdmin = admin.ModelAdmin[Variant]
-    SceneModelAdmin = admin.ModelAdmin[Scene]
+    ItemModelAdmin = admin.ModelAdmin[Item]
     VariantTabularInline = admin.TabularInline[Variant, Generation]
 else:
-    VariantModelAdmin = SceneModelAdmin = admin.ModelAdmin
+    VariantModelAdmin = ItemModelAdmin = admin.ModelAdmin
     VariantTabularInline = admin.TabularInline
 
 
@@ -72,13 +72,13 @@ class VariantColumnsMixin:
     def status_column(self, variant: Variant) -> SafeString:
         return status_badge(variant.status, variant.get_status_display())
 
-    @admin.display(description="Scenes done")
+    @admin.display(description="Items done")
     def progress_column(self, variant: Variant) -> SafeString:
         return progress(
-            total=variant.total_scenes,
-            completed=variant.scenes_completed,
-            failed=variant.scenes_failed,
-            cancelled=variant.scenes_cancelled,
+            total=variant.total_items,
+            completed=variant.completed_items,
+            failed=variant.failed_items,
+            cancelled=variant.cancelled_items,
         )
 
     @admin.display(description="Ended")
@@ -195,15 +195,15 @@ class VariantAdmin(ReadOnlyAdminMixin, VariantColumnsMixin, VariantModelAdmin):
         obj: Variant | None = None,
     ) -> HttpResponse:
         if obj is not None:
-            scenes = Scene.objects.filter(variant=obj).order_by("number")[:ITEM_LIMIT]
-            for scene in scenes:
-                scene.variant = obj
+            items = Item.objects.filter(variant=obj).order_by("number")[:ITEM_LIMIT]
+            for item in items:
+                item.variant = obj
             context.update(
                 item_gallery_context(
-                    scenes,
+                    items,
                     kind=obj.generation.kind,
-                    total=obj.total_scenes,
-                    scene_filter=f"variant__id__exact={obj.id}",
+                    total=obj.total_items,
+                    item_filter=f"variant__id__exact={obj.id}",
                 )
             )
         return super().render_change_form(request, context, add, change, form_url, obj)
@@ -217,8 +217,8 @@ class VariantAdmin(ReadOnlyAdminMixin, VariantColumnsMixin, VariantModelAdmin):
         return moment(variant.started_at)
 
 
-@admin.register(Scene)
-class SceneAdmin(ReadOnlyAdminMixin, SceneModelAdmin):
+@admin.register(Item)
+class ItemAdmin(ReadOnlyAdminMixin, ItemModelAdmin):
     list_display = [
         "thumbnail_column",
         "item_column",
@@ -235,7 +235,7 @@ class SceneAdmin(ReadOnlyAdminMixin, SceneModelAdmin):
     list_select_related = ["generation", "variant"]
     # Search is by id only: every other column would be a scan of the largest table.
     search_fields = ["=id"]
-    search_help_text = "A scene, variant or generation id."
+    search_help_text = "A item, variant or generation id."
     # The (variant, number) unique index: a total order that needs no sort, however
     # many million rows. (The model's own ordering sorts by joined tables.)
     ordering = ["variant_id", "number"]
@@ -289,8 +289,8 @@ class SceneAdmin(ReadOnlyAdminMixin, SceneModelAdmin):
     readonly_fields = flatten_fieldsets(fieldsets)
 
     def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[Scene], search_term: str
-    ) -> tuple[QuerySet[Scene], bool]:
+        self, request: HttpRequest, queryset: QuerySet[Item], search_term: str
+    ) -> tuple[QuerySet[Item], bool]:
         term = search_term.strip()
         if not term:
             return queryset, False
@@ -301,7 +301,7 @@ class SceneAdmin(ReadOnlyAdminMixin, SceneModelAdmin):
 
     def get_object(
         self, request: HttpRequest, object_id: str, from_field: str | None = None
-    ) -> Scene | None:
+    ) -> Item | None:
         if from_field is not None:
             return super().get_object(request, object_id, from_field)
         try:
@@ -310,60 +310,60 @@ class SceneAdmin(ReadOnlyAdminMixin, SceneModelAdmin):
                 .select_related("generation", "variant")
                 .get(pk=UUID(str(object_id)))
             )
-        except (Scene.DoesNotExist, ValidationError, ValueError):
+        except (Item.DoesNotExist, ValidationError, ValueError):
             return None
 
     @admin.display(description="")
-    def thumbnail_column(self, scene: Scene) -> SafeString:
-        return thumbnail(scene.thumbnail_key, alt=f"Thumbnail of item {scene.number}")
+    def thumbnail_column(self, item: Item) -> SafeString:
+        return thumbnail(item.thumbnail_key, alt=f"Thumbnail of item {item.number}")
 
     @admin.display(description="Item")
-    def item_column(self, scene: Scene) -> SafeString:
+    def item_column(self, item: Item) -> SafeString:
         return format_html(
             '<span class="gv-title">Item {}</span><code class="gv-id" title="{}">{}</code>',
-            scene.number,
-            scene.id,
-            str(scene.id)[:8],
+            item.number,
+            item.id,
+            str(item.id)[:8],
         )
 
     @admin.display(description="Generation")
-    def generation_column(self, scene: Scene) -> SafeString:
-        return generation_cell(scene.generation, link=True)
+    def generation_column(self, item: Item) -> SafeString:
+        return generation_cell(item.generation, link=True)
 
     @admin.display(description="Variant")
-    def variant_column(self, scene: Scene) -> SafeString:
-        return admin_link(scene.variant, scene.variant.label)
+    def variant_column(self, item: Item) -> SafeString:
+        return admin_link(item.variant, item.variant.label)
 
     @admin.display(description="Status")
-    def status_column(self, scene: Scene) -> SafeString:
-        badge = status_badge(scene.status, scene.get_status_display())
-        if not scene.error_code:
+    def status_column(self, item: Item) -> SafeString:
+        badge = status_badge(item.status, item.get_status_display())
+        if not item.error_code:
             return badge
-        return format_html('{}<code class="gv-sub">{}</code>', badge, scene.error_code)
+        return format_html('{}<code class="gv-sub">{}</code>', badge, item.error_code)
 
     @admin.display(description="Media")
-    def facts_column(self, scene: Scene) -> SafeString:
+    def facts_column(self, item: Item) -> SafeString:
         facts = []
-        if scene.duration_seconds is not None:
-            facts.append(seconds(scene.duration_seconds))
-        if scene.width and scene.height:
-            facts.append(f"{scene.width}×{scene.height}")  # noqa: RUF001 (the dimension sign)
-        if scene.file_size is not None:
-            facts.append(filesize(scene.file_size))
+        if item.duration_seconds is not None:
+            facts.append(seconds(item.duration_seconds))
+        if item.width and item.height:
+            facts.append(f"{item.width}×{item.height}")  # noqa: RUF001 (the dimension sign)
+        if item.file_size is not None:
+            facts.append(filesize(item.file_size))
         return format_html('<span class="gv-nowrap">{}</span>', " · ".join(facts) or "—")
 
     @admin.display(description="Ended")
-    def completed_column(self, scene: Scene) -> SafeString:
-        return moment(scene.completed_at)
+    def completed_column(self, item: Item) -> SafeString:
+        return moment(item.completed_at)
 
     @admin.display(description="Player")
-    def player(self, scene: Scene) -> SafeString:
-        return scene_media(scene, kind=scene.generation.kind)
+    def player(self, item: Item) -> SafeString:
+        return item_media(item, kind=item.generation.kind)
 
     @admin.display(description="Size")
-    def file_size_column(self, scene: Scene) -> str:
-        return filesize(scene.file_size)
+    def file_size_column(self, item: Item) -> str:
+        return filesize(item.file_size)
 
     @admin.display(description="Duration")
-    def duration_column(self, scene: Scene) -> str:
-        return seconds(scene.duration_seconds)
+    def duration_column(self, item: Item) -> str:
+        return seconds(item.duration_seconds)

@@ -27,7 +27,7 @@ from generations.errors import ErrorCode
 from generations.models import Generation
 from generations.providers import PROVIDERS
 from generations.selectors import capped_count, with_thumbnail
-from generations.states import SceneStatus
+from generations.states import ItemStatus
 
 if TYPE_CHECKING:
     AnyModelAdmin = admin.ModelAdmin[Any]
@@ -294,8 +294,8 @@ class ErrorCodeFilter(admin.SimpleListFilter):
 
 
 class FailedWithCodeFilter(ErrorCodeFilter):
-    """Scenes that failed with a given code. Limited to failed scenes (a retried or
-    cancelled scene carries a code too) so that a partial index on failed scenes'
+    """Items that failed with a given code. Limited to failed items (a retried or
+    cancelled item carries a code too) so that a partial index on failed items'
     (error_code, completed_at) can serve it; a rare code is otherwise a scan of the
     largest table."""
 
@@ -305,12 +305,12 @@ class FailedWithCodeFilter(ErrorCodeFilter):
         value = self.value()
         if not value:
             return queryset
-        return queryset.filter(status=SceneStatus.FAILED, error_code=value)
+        return queryset.filter(status=ItemStatus.FAILED, error_code=value)
 
 
 class StuckFilter(admin.SimpleListFilter):
-    """Scenes processing for longer than SCENE_LEASE_SECONDS, as on the dashboard; the
-    partial index on processing scenes serves it."""
+    """Items processing for longer than ITEM_LEASE_SECONDS, as on the dashboard; the
+    partial index on processing items serves it."""
 
     title = "stuck"
     parameter_name = "stuck"
@@ -321,5 +321,5 @@ class StuckFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         if self.value() != "yes":
             return queryset
-        lease_start = timezone.now() - datetime.timedelta(seconds=settings.SCENE_LEASE_SECONDS)
-        return queryset.filter(status=SceneStatus.PROCESSING, started_at__lt=lease_start)
+        lease_start = timezone.now() - datetime.timedelta(seconds=settings.ITEM_LEASE_SECONDS)
+        return queryset.filter(status=ItemStatus.PROCESSING, started_at__lt=lease_start)

@@ -13,7 +13,7 @@ from config.celery import app
 logger = logging.getLogger(__name__)
 
 RUN_GENERATION = "generations.tasks.run_generation"
-RENDER_SCENE = "generations.tasks.render_scene"
+RENDER_ITEM = "generations.tasks.render_item"
 _PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5}
 
 
@@ -21,12 +21,12 @@ def dispatch_generation(generation_id: UUID) -> None:
     transaction.on_commit(lambda: _send(RUN_GENERATION, generation_id))
 
 
-def dispatch_scenes(scene_ids: Iterable[UUID], *, countdown: float | None = None) -> None:
-    ids = list(scene_ids)
+def dispatch_items(item_ids: Iterable[UUID], *, countdown: float | None = None) -> None:
+    ids = list(item_ids)
 
     def send_all() -> None:
-        for scene_id in ids:
-            _send(RENDER_SCENE, scene_id, countdown)
+        for item_id in ids:
+            _send(RENDER_ITEM, item_id, countdown)
 
     transaction.on_commit(send_all)
 

@@ -1,4 +1,4 @@
-"""The error taxonomy: every failure recorded on a generation, variant or scene carries
+"""The error taxonomy: every failure recorded on a generation, variant or item carries
 one of these codes, and the code alone decides whether the pipeline retries."""
 
 from django.db import models

@@ -119,9 +119,9 @@ def _common(reader: _Reader, kind: str) -> dict[str, Any]:
     return {
         "seed": seed,
         "variants": labels,
-        "fail_scenes": reader.item_refs("fail_scenes", labels),
+        "fail_items": reader.item_refs("fail_items", labels),
         "fail_attempts": reader.integer("fail_attempts", 1, 1, 10),
-        "transient_fail_scenes": reader.item_refs("transient_fail_scenes", labels),
+        "transient_fail_items": reader.item_refs("transient_fail_items", labels),
         "fail_rate": reader.number("fail_rate", 0.0, 0.0, 1.0),
         "delay_ms": reader.integer("delay_ms", 0, 0, 60_000),
     }

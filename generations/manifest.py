@@ -13,8 +13,8 @@ from django.db.models import Prefetch
 from django.utils import timezone
 from django.utils.text import slugify
 
-from generations.models import Generation, GenerationMetadata, Scene, Variant
-from generations.states import SceneStatus
+from generations.models import Generation, GenerationMetadata, Item, Variant
+from generations.states import ItemStatus
 from storage.archive import ArchiveEntry
 from storage.services import object_open
 
@@ -29,7 +29,7 @@ def generation_manifest(generation: Generation) -> dict[str, Any]:
     and `thumbnail` are its paths in the archive, or None unless it completed; lineage
     lists the owner's regenerations that are not in the trash. Four queries, however
     many items."""
-    return _manifest(generation, _variants_with_scenes(generation), exported_at=timezone.now())
+    return _manifest(generation, _variants_with_items(generation), exported_at=timezone.now())
 
 
 def generation_archive_entries(generation: Generation) -> list[ArchiveEntry]:
@@ -37,15 +37,15 @@ def generation_archive_entries(generation: Generation) -> list[ArchiveEntry]:
     from storage only when the archive reaches it, then `manifest.json`, whose paths name
     exactly these entries."""
     exported_at = timezone.now()
-    variants = _variants_with_scenes(generation)
+    variants = _variants_with_items(generation)
     entries = [
         ArchiveEntry(
-            name=path, open=functools.partial(object_open, key), modified=scene.completed_at
+            name=path, open=functools.partial(object_open, key), modified=item.completed_at
         )
         for variant in variants
-        for scene in variant.scenes.all()
-        for key in (scene.asset_key, scene.thumbnail_key)
-        if (path := _archive_path(variant, scene, key))
+        for item in variant.items.all()
+        for key in (item.asset_key, item.thumbnail_key)
+        if (path := _archive_path(variant, item, key))
     ]
     manifest = _manifest(generation, variants, exported_at=exported_at)
     entries.append(
@@ -67,18 +67,18 @@ def archive_filename(generation: Generation) -> str:
     return f"{stem}.zip"
 
 
-def _variants_with_scenes(generation: Generation) -> list[Variant]:
+def _variants_with_items(generation: Generation) -> list[Variant]:
     return list(
         generation.variants.order_by("position").prefetch_related(
-            Prefetch("scenes", queryset=Scene.objects.order_by("number"))
+            Prefetch("items", queryset=Item.objects.order_by("number"))
         )
     )
 
 
-def _archive_path(variant: Variant, scene: Scene, key: str) -> str | None:
+def _archive_path(variant: Variant, item: Item, key: str) -> str | None:
     """Where a stored object of an item goes in the archive; None when the item did not
     complete or has no such object."""
-    if scene.status != SceneStatus.COMPLETED or not key:
+    if item.status != ItemStatus.COMPLETED or not key:
         return None
     return f"{variant.label}/{PurePosixPath(key).name}"
 
@@ -129,31 +129,31 @@ def _variant(variant: Variant) -> dict[str, Any]:
     return {
         "label": variant.label,
         "status": variant.status,
-        "total_scenes": variant.total_scenes,
-        "scenes_completed": variant.scenes_completed,
-        "scenes_failed": variant.scenes_failed,
-        "scenes_cancelled": variant.scenes_cancelled,
-        "scenes": [_scene(variant, scene) for scene in variant.scenes.all()],
+        "total_items": variant.total_items,
+        "completed_items": variant.completed_items,
+        "failed_items": variant.failed_items,
+        "cancelled_items": variant.cancelled_items,
+        "items": [_item(variant, item) for item in variant.items.all()],
     }
 
 
-def _scene(variant: Variant, scene: Scene) -> dict[str, Any]:
+def _item(variant: Variant, item: Item) -> dict[str, Any]:
     return {
-        "number": scene.number,
-        "status": scene.status,
-        "prompt": scene.prompt,
-        "file": _archive_path(variant, scene, scene.asset_key),
-        "thumbnail": _archive_path(variant, scene, scene.thumbnail_key),
-        "duration_seconds": scene.duration_seconds,
-        "width": scene.width,
-        "height": scene.height,
-        "file_size": scene.file_size,
-        "content_type": scene.content_type,
-        "checksum": scene.checksum,
-        "cost": str(scene.cost),
-        "attempts": scene.attempts,
-        "error_code": scene.error_code,
-        "error_message": scene.error_message,
+        "number": item.number,
+        "status": item.status,
+        "prompt": item.prompt,
+        "file": _archive_path(variant, item, item.asset_key),
+        "thumbnail": _archive_path(variant, item, item.thumbnail_key),
+        "duration_seconds": item.duration_seconds,
+        "width": item.width,
+        "height": item.height,
+        "file_size": item.file_size,
+        "content_type": item.content_type,
+        "checksum": item.checksum,
+        "cost": str(item.cost),
+        "attempts": item.attempts,
+        "error_code": item.error_code,
+        "error_message": item.error_message,
     }
 
 

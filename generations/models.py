@@ -5,7 +5,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-from generations.states import GenerationStatus, SceneStatus, VariantStatus
+from generations.states import GenerationStatus, ItemStatus, VariantStatus
 
 
 class GenerationKind(models.TextChoices):
@@ -187,10 +187,10 @@ class Variant(models.Model):
     status = models.CharField(
         max_length=20, choices=VariantStatus.choices, default=VariantStatus.PENDING
     )
-    total_scenes = models.PositiveIntegerField(default=0)
-    scenes_completed = models.PositiveIntegerField(default=0)
-    scenes_failed = models.PositiveIntegerField(default=0)
-    scenes_cancelled = models.PositiveIntegerField(default=0)
+    total_items = models.PositiveIntegerField(default=0)
+    completed_items = models.PositiveIntegerField(default=0)
+    failed_items = models.PositiveIntegerField(default=0)
+    cancelled_items = models.PositiveIntegerField(default=0)
     error_code = models.CharField(max_length=50, blank=True)
     error_message = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -210,9 +210,7 @@ class Variant(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(
-                    total_scenes__gte=F("scenes_completed")
-                    + F("scenes_failed")
-                    + F("scenes_cancelled")
+                    total_items__gte=F("completed_items") + F("failed_items") + F("cancelled_items")
                 ),
                 name="variant_counters_within_total",
             ),
@@ -222,29 +220,27 @@ class Variant(models.Model):
         return self.label
 
 
-class Scene(models.Model):
-    """One media item: a video scene, a speech track or an image."""
+class Item(models.Model):
+    """One media item: a video item, a speech track or an image."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # Denormalised from the variant so that generation-wide updates need no join; indexed
-    # through scene_generation_status.
+    # through item_generation_status.
     generation = models.ForeignKey(
-        Generation, on_delete=models.CASCADE, related_name="scenes", db_index=False
+        Generation, on_delete=models.CASCADE, related_name="items", db_index=False
     )
-    # Indexed through scene_number_unique, which starts with the variant.
+    # Indexed through item_number_unique, which starts with the variant.
     variant = models.ForeignKey(
-        Variant, on_delete=models.CASCADE, related_name="scenes", db_index=False
+        Variant, on_delete=models.CASCADE, related_name="items", db_index=False
     )
     number = models.PositiveSmallIntegerField()
     prompt = models.TextField(blank=True)
 
     provider_job_id = models.CharField(max_length=200, blank=True)
     provider_status = models.CharField(max_length=50, blank=True)
-    status = models.CharField(
-        max_length=20, choices=SceneStatus.choices, default=SceneStatus.QUEUED
-    )
+    status = models.CharField(max_length=20, choices=ItemStatus.choices, default=ItemStatus.QUEUED)
     attempts = models.PositiveSmallIntegerField(default=0)
-    # The task delivery that holds this scene while it is processing: a redelivery of
+    # The task delivery that holds this item while it is processing: a redelivery of
     # the same message may take it back, a different message may not.
     claim_token = models.CharField(max_length=64, blank=True)
 
@@ -271,36 +267,36 @@ class Scene(models.Model):
     class Meta:
         ordering = ["variant", "number"]
         indexes = [
-            # Recovery: scenes whose worker may have died mid-run.
+            # Recovery: items whose worker may have died mid-run.
             models.Index(
                 fields=["started_at"],
-                name="scene_processing_started",
-                condition=Q(status=SceneStatus.PROCESSING),
+                name="item_processing_started",
+                condition=Q(status=ItemStatus.PROCESSING),
             ),
-            models.Index(fields=["generation", "status"], name="scene_generation_status"),
-            # Failures by code (admin filter, dashboard): only failed scenes are indexed.
+            models.Index(fields=["generation", "status"], name="item_generation_status"),
+            # Failures by code (admin filter, dashboard): only failed items are indexed.
             models.Index(
                 fields=["error_code", "completed_at"],
-                name="scene_failed_code",
-                condition=Q(status=SceneStatus.FAILED),
+                name="item_failed_code",
+                condition=Q(status=ItemStatus.FAILED),
             ),
             # A list row's thumbnail: the first completed item that has one
             # (selectors.with_thumbnail), answered from the index alone.
             models.Index(
                 fields=["generation", "number"],
-                name="scene_first_thumbnail",
+                name="item_first_thumbnail",
                 include=["thumbnail_key"],
-                condition=Q(status=SceneStatus.COMPLETED) & ~Q(thumbnail_key=""),
+                condition=Q(status=ItemStatus.COMPLETED) & ~Q(thumbnail_key=""),
             ),
         ]
         constraints = [
-            models.UniqueConstraint(fields=["variant", "number"], name="scene_number_unique"),
-            models.CheckConstraint(condition=_status_in(SceneStatus), name="scene_status_valid"),
-            models.CheckConstraint(condition=Q(cost__gte=0), name="scene_cost_non_negative"),
+            models.UniqueConstraint(fields=["variant", "number"], name="item_number_unique"),
+            models.CheckConstraint(condition=_status_in(ItemStatus), name="item_status_valid"),
+            models.CheckConstraint(condition=Q(cost__gte=0), name="item_cost_non_negative"),
         ]
 
     def __str__(self) -> str:
-        return f"scene {self.number}"
+        return f"item {self.number}"
 
 
 class GenerationTally(models.Model):
@@ -310,7 +306,7 @@ class GenerationTally(models.Model):
     On PostgreSQL a trigger on the generation table keeps them current on every write,
     whatever the code path (migration 0005); nothing else writes them, and other
     databases compute statistics from the generations themselves. Active generations
-    (pending, processing) are left out: their cost moves with every scene, and they are
+    (pending, processing) are left out: their cost moves with every item, and they are
     few enough to count live."""
 
     owner = models.ForeignKey(

@@ -1,5 +1,5 @@
 """Worker-side services: preparing a generation (the stages before rendering), rendering
-one scene, and recovering work whose worker or message was lost. Tasks call these."""
+one item, and recovering work whose worker or message was lost. Tasks call these."""
 
 import logging
 import tempfile
@@ -16,24 +16,24 @@ from django.db.models import F
 from django.utils import timezone
 
 from generations import stages
-from generations.dispatch import dispatch_generation, dispatch_scenes
+from generations.dispatch import dispatch_generation, dispatch_items
 from generations.errors import Cancelled, ErrorCode, GenerationError
-from generations.models import Generation, GenerationKind, GenerationMetadata, Scene, Variant
+from generations.models import Generation, GenerationKind, GenerationMetadata, Item, Variant
 from generations.progress import (
-    ClaimedScene,
-    SceneResult,
-    finalize_if_ended,
-    scene_claim,
-    scene_complete,
-    scene_fail,
-    scene_recover_lost,
-    scene_stop_cancelled,
+    ClaimedItem,
+    ItemResult,
+    finalise_if_ended,
+    item_claim,
+    item_complete,
+    item_fail,
+    item_recover_lost,
+    item_stop_cancelled,
 )
 from generations.providers import ItemRequest, ProducedItem, get_provider
 from generations.states import (
     ACTIVE_GENERATION_STATUSES,
     GenerationStatus,
-    SceneStatus,
+    ItemStatus,
     VariantStatus,
 )
 from storage import media
@@ -49,7 +49,7 @@ RECOVERY_BATCH_SIZE = 500
 def generation_prepare(*, generation_id: UUID) -> list[UUID]:
     """Start a pending generation and run the stages before rendering (analysis,
     transformation, prompts), saving each to the metadata as it ends. Returns the queued
-    scenes to render. Safe to repeat: stages are deterministic and skipped once done.
+    items to render. Safe to repeat: stages are deterministic and skipped once done.
 
     A permanent stage error fails the generation; a transient one is raised for a retry.
     """
@@ -72,7 +72,7 @@ def generation_prepare(*, generation_id: UUID) -> list[UUID]:
         status=VariantStatus.PROCESSING, started_at=now, updated_at=now
     )
     return list(
-        Scene.objects.filter(generation_id=generation_id, status=SceneStatus.QUEUED).values_list(
+        Item.objects.filter(generation_id=generation_id, status=ItemStatus.QUEUED).values_list(
             "id", flat=True
         )
     )
@@ -86,11 +86,11 @@ def _run_stages(generation: Generation) -> None:
     transformation = stages.transformation_of(generation)
     metadata.update(transformation=transformation, updated_at=timezone.now())
     prompts = stages.prompts_of(generation, analysis, transformation)
-    scenes = list(Scene.objects.filter(generation=generation).select_related("variant"))
-    for scene in scenes:
-        scene.prompt = prompts[scene.variant.label][scene.number - 1]
+    items = list(Item.objects.filter(generation=generation).select_related("variant"))
+    for item in items:
+        item.prompt = prompts[item.variant.label][item.number - 1]
     with transaction.atomic():
-        Scene.objects.bulk_update(scenes, ["prompt"])
+        Item.objects.bulk_update(items, ["prompt"])
         metadata.update(prompts=prompts, updated_at=timezone.now())
 
 
@@ -104,8 +104,8 @@ def generation_fail_unrendered(*, generation_id: UUID, error: GenerationError) -
         )
         failed_total = 0
         for variant_id in variant_ids:
-            failed = Scene.objects.filter(variant_id=variant_id, status=SceneStatus.QUEUED).update(
-                status=SceneStatus.FAILED,
+            failed = Item.objects.filter(variant_id=variant_id, status=ItemStatus.QUEUED).update(
+                status=ItemStatus.FAILED,
                 completed_at=now,
                 updated_at=now,
                 error_code=error.code,
@@ -113,75 +113,75 @@ def generation_fail_unrendered(*, generation_id: UUID, error: GenerationError) -
             )
             if failed:
                 Variant.objects.filter(id=variant_id).update(
-                    scenes_failed=F("scenes_failed") + failed, updated_at=now
+                    failed_items=F("failed_items") + failed, updated_at=now
                 )
             failed_total += failed
         Generation.objects.filter(id=generation_id).update(
             failed_items=F("failed_items") + failed_total, updated_at=now
         )
-        finalize_if_ended(generation_id=generation_id, variant_ids=variant_ids, now=now)
+        finalise_if_ended(generation_id=generation_id, variant_ids=variant_ids, now=now)
 
 
-def scene_render(*, scene_id: UUID, claim_token: str) -> None:
-    """Produce, store and record one scene. The asset and thumbnail are stored at their
+def item_render(*, item_id: UUID, claim_token: str) -> None:
+    """Produce, store and record one item. The asset and thumbnail are stored at their
     stable keys before the row that points to them is committed."""
-    scene = scene_claim(scene_id=scene_id, claim_token=claim_token)
-    if scene is None:
+    item = item_claim(item_id=item_id, claim_token=claim_token)
+    if item is None:
         return
-    if scene.generation_status == GenerationStatus.CANCELLED:
+    if item.generation_status == GenerationStatus.CANCELLED:
         # Claimed in the moment between a cancel and its generation's status change.
-        scene_stop_cancelled(scene=scene, claim_token=claim_token)
+        item_stop_cancelled(item=item, claim_token=claim_token)
         return
     try:
-        result = scene_produce_and_store(scene, checkpoint=_cancel_checkpoint(scene.generation_id))
+        result = item_produce_and_store(item, checkpoint=_cancel_checkpoint(item.generation_id))
     except Cancelled:
-        scene_stop_cancelled(scene=scene, claim_token=claim_token)
+        item_stop_cancelled(item=item, claim_token=claim_token)
         return
     except GenerationError as exc:
-        _record_failure(scene, claim_token, exc)
+        _record_failure(item, claim_token, exc)
         return
     except SoftTimeLimitExceeded:
         _record_failure(
-            scene,
+            item,
             claim_token,
             GenerationError(ErrorCode.PROVIDER_TIMEOUT, "The item took longer than allowed."),
         )
         return
     except Exception as exc:
-        logger.exception("Scene %s failed unexpectedly", scene_id)
+        logger.exception("Item %s failed unexpectedly", item_id)
         _record_failure(
-            scene,
+            item,
             claim_token,
             GenerationError(ErrorCode.INTERNAL, f"Unexpected error: {type(exc).__name__}."),
         )
         return
-    if not scene_complete(scene=scene, claim_token=claim_token, result=result):
-        logger.info("Scene %s was taken over while rendering; its result is not counted", scene_id)
+    if not item_complete(item=item, claim_token=claim_token, result=result):
+        logger.info("Item %s was taken over while rendering; its result is not counted", item_id)
 
 
-def scene_produce_and_store(scene: ClaimedScene, *, checkpoint: Callable[[], None]) -> SceneResult:
-    """Have the provider produce the scene in a temporary folder, then store the asset and
+def item_produce_and_store(item: ClaimedItem, *, checkpoint: Callable[[], None]) -> ItemResult:
+    """Have the provider produce the item in a temporary folder, then store the asset and
     its thumbnail at their stable keys. Writes no row."""
-    with tempfile.TemporaryDirectory(prefix="genvault-scene-") as workdir:
+    with tempfile.TemporaryDirectory(prefix="genvault-item-") as workdir:
         request = ItemRequest(
-            kind=scene.kind,
-            model=scene.provider_model,
-            variant_label=scene.variant_label,
-            number=scene.number,
-            prompt=scene.prompt,
-            attempt=scene.attempts,
-            parameters=scene.parameters,
+            kind=item.kind,
+            model=item.provider_model,
+            variant_label=item.variant_label,
+            number=item.number,
+            prompt=item.prompt,
+            attempt=item.attempts,
+            parameters=item.parameters,
             workdir=Path(workdir),
             checkpoint=checkpoint,
         )
-        produced = get_provider(scene.provider).produce(request)
-        return _store(scene, produced, Path(workdir))
+        produced = get_provider(item.provider).produce(request)
+        return _store(item, produced, Path(workdir))
 
 
-def _record_failure(scene: ClaimedScene, claim_token: str, error: GenerationError) -> None:
-    delay = scene_fail(scene=scene, claim_token=claim_token, error=error)
+def _record_failure(item: ClaimedItem, claim_token: str, error: GenerationError) -> None:
+    delay = item_fail(item=item, claim_token=claim_token, error=error)
     if delay is not None:
-        dispatch_scenes([scene.id], countdown=delay)
+        dispatch_items([item.id], countdown=delay)
 
 
 def _cancel_checkpoint(generation_id: UUID) -> Callable[[], None]:
@@ -201,18 +201,18 @@ def _cancel_checkpoint(generation_id: UUID) -> Callable[[], None]:
     return checkpoint
 
 
-def _store(scene: ClaimedScene, produced: ProducedItem, workdir: Path) -> SceneResult:
-    kind = scene.kind
-    label = scene.variant_label
+def _store(item: ClaimedItem, produced: ProducedItem, workdir: Path) -> ItemResult:
+    kind = item.kind
+    label = item.variant_label
     key = asset_key(
-        generation_id=scene.generation_id,
+        generation_id=item.generation_id,
         variant_label=label,
-        number=scene.number,
+        number=item.number,
         kind=kind,
         extension=produced.extension,
     )
     thumb_key = thumbnail_key(
-        generation_id=scene.generation_id, variant_label=label, number=scene.number, kind=kind
+        generation_id=item.generation_id, variant_label=label, number=item.number, kind=kind
     )
     thumb_path = workdir / Path(thumb_key).name
     try:
@@ -232,7 +232,7 @@ def _store(scene: ClaimedScene, produced: ProducedItem, workdir: Path) -> SceneR
         object_save(key=thumb_key, content=thumb_path)
     except StorageUnavailable as exc:
         raise GenerationError(ErrorCode.STORAGE_UNAVAILABLE, str(exc)) from exc
-    return SceneResult(
+    return ItemResult(
         asset_key=key,
         thumbnail_key=thumb_key,
         content_type=info.content_type,
@@ -248,20 +248,20 @@ def _store(scene: ClaimedScene, produced: ProducedItem, workdir: Path) -> SceneR
 
 
 def recover_stuck_work() -> dict[str, int]:
-    """Requeue or fail scenes whose worker was lost, and re-enqueue work whose message was
-    lost (generations still pending, stages never finished, queued scenes never taken)."""
+    """Requeue or fail items whose worker was lost, and re-enqueue work whose message was
+    lost (generations still pending, stages never finished, queued items never taken)."""
     now = timezone.now()
-    lease_start = now - timedelta(seconds=settings.SCENE_LEASE_SECONDS)
+    lease_start = now - timedelta(seconds=settings.ITEM_LEASE_SECONDS)
     requeued, lost = [], 0
-    stale = Scene.objects.filter(
-        status=SceneStatus.PROCESSING, started_at__lt=lease_start
+    stale = Item.objects.filter(
+        status=ItemStatus.PROCESSING, started_at__lt=lease_start
     ).values_list("id", flat=True)[:RECOVERY_BATCH_SIZE]
-    for scene_id in stale:
-        if scene_recover_lost(scene_id=scene_id, started_before=lease_start):
-            requeued.append(scene_id)
+    for item_id in stale:
+        if item_recover_lost(item_id=item_id, started_before=lease_start):
+            requeued.append(item_id)
         else:
             lost += 1
-    dispatch_scenes(requeued)
+    dispatch_items(requeued)
 
     pending = list(
         Generation.objects.filter(
@@ -278,31 +278,31 @@ def recover_stuck_work() -> dict[str, int]:
         dispatch_generation(generation_id)
 
     forgotten = list(
-        Scene.objects.filter(
-            status=SceneStatus.QUEUED,
+        Item.objects.filter(
+            status=ItemStatus.QUEUED,
             queued_at__lt=lease_start,
             generation__status=GenerationStatus.PROCESSING,
         )
-        # Scenes of a generation whose stages never finished have no prompt yet; the
+        # Items of a generation whose stages never finished have no prompt yet; the
         # generation's own redispatch above renders them once the stages are done.
         .exclude(generation__metadata__prompts={})
         .values_list("id", flat=True)[:RECOVERY_BATCH_SIZE]
     )
-    dispatch_scenes(forgotten)
+    dispatch_items(forgotten)
 
-    unfinalized = _unfinalized_generations(now, lease_start)
-    for generation_id in unfinalized:
-        finalize_if_ended(generation_id=generation_id, now=now)
+    unfinalised = _unfinalised_generations(now, lease_start)
+    for generation_id in unfinalised:
+        finalise_if_ended(generation_id=generation_id, now=now)
     return {
-        "requeued_scenes": len(requeued),
-        "lost_scenes": lost,
+        "requeued_items": len(requeued),
+        "lost_items": lost,
         "redispatched_generations": len(pending) + len(unprepared),
-        "redispatched_scenes": len(forgotten),
-        "finalized_generations": len(unfinalized),
+        "redispatched_items": len(forgotten),
+        "finalised_generations": len(unfinalised),
     }
 
 
-def _unfinalized_generations(now: datetime, lease_start: datetime) -> list[UUID]:
+def _unfinalised_generations(now: datetime, lease_start: datetime) -> list[UUID]:
     """Generations whose last item ended but whose worker died before deciding the final
     status: still processing with every item ended, or cancelled (recently: older ones
     were swept before) with a variant still active."""

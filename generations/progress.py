@@ -1,16 +1,16 @@
-"""Scene lifecycle writes and the counters they move.
+"""Item lifecycle writes and the counters they move.
 
-Every function here changes a scene's status and the matching counters of its variant and
+Every function here changes a item's status and the matching counters of its variant and
 generation atomically, with relative updates (never read-modify-write) so that concurrent
 workers never lose an increment. A claim is one statement, and so is an ending on
 PostgreSQL: row locks are held for microseconds, which is what lets many workers finish
-scenes of one generation at once. Rows are always locked in the order scene, variant,
+items of one generation at once. Rows are always locked in the order item, variant,
 generation, which keeps concurrent transactions free of lock cycles.
 
 The ending that brings a variant's counters to their total decides the variant's final
 status with one guarded UPDATE; the one that ends the generation's last item decides the
-generation (`finalize_if_ended`) under row locks. Either way it happens exactly once. If
-the worker dies in between, `recover_stuck_work` finalizes what it left.
+generation (`finalise_if_ended`) under row locks. Either way it happens exactly once. If
+the worker dies in between, `recover_stuck_work` finalises what it left.
 """
 
 import json
@@ -29,12 +29,12 @@ from django.db.models import Field, Model, QuerySet
 from django.utils import timezone
 
 from generations.errors import ErrorCode, GenerationError
-from generations.models import Generation, GenerationMetadata, Scene, Variant
+from generations.models import Generation, GenerationMetadata, Item, Variant
 from generations.stages import evaluation_of
 from generations.states import (
     ACTIVE_GENERATION_STATUSES,
     GenerationStatus,
-    SceneStatus,
+    ItemStatus,
     rollup_status,
 )
 
@@ -42,8 +42,8 @@ MAX_RETRY_DELAY_SECONDS = 300
 
 
 @dataclass(frozen=True)
-class SceneResult:
-    """What a finished scene stored and measured."""
+class ItemResult:
+    """What a finished item stored and measured."""
 
     asset_key: str
     thumbnail_key: str
@@ -59,8 +59,8 @@ class SceneResult:
 
 
 @dataclass(frozen=True)
-class ClaimedScene:
-    """A scene taken by one delivery, with what rendering it needs from its variant and
+class ClaimedItem:
+    """A item taken by one delivery, with what rendering it needs from its variant and
     generation (none of which changes once the generation exists)."""
 
     id: UUID
@@ -77,8 +77,8 @@ class ClaimedScene:
     generation_status: str
 
 
-class SceneRef(Protocol):
-    """What the writes below need to know of a scene: a ClaimedScene or a Scene row."""
+class ItemRef(Protocol):
+    """What the writes below need to know of a item: a ClaimedItem or a Item row."""
 
     @property
     def id(self) -> UUID: ...
@@ -90,29 +90,29 @@ class SceneRef(Protocol):
     def attempts(self) -> int: ...
 
 
-# The claimed scene's own columns, then what rendering needs from its variant and
+# The claimed item's own columns, then what rendering needs from its variant and
 # generation, read by the claiming UPDATE itself.
 _CLAIM_RETURNING = """
     "id", "generation_id", "variant_id", "number", "prompt", "attempts",
     (SELECT "label" FROM "generations_variant"
-     WHERE "generations_variant"."id" = "generations_scene"."variant_id"),
+     WHERE "generations_variant"."id" = "generations_item"."variant_id"),
     (SELECT "kind" FROM "generations_generation"
-     WHERE "generations_generation"."id" = "generations_scene"."generation_id"),
+     WHERE "generations_generation"."id" = "generations_item"."generation_id"),
     (SELECT "provider" FROM "generations_generation"
-     WHERE "generations_generation"."id" = "generations_scene"."generation_id"),
+     WHERE "generations_generation"."id" = "generations_item"."generation_id"),
     (SELECT "provider_model" FROM "generations_generation"
-     WHERE "generations_generation"."id" = "generations_scene"."generation_id"),
+     WHERE "generations_generation"."id" = "generations_item"."generation_id"),
     (SELECT "input" FROM "generations_generation"
-     WHERE "generations_generation"."id" = "generations_scene"."generation_id"),
+     WHERE "generations_generation"."id" = "generations_item"."generation_id"),
     (SELECT "status" FROM "generations_generation"
-     WHERE "generations_generation"."id" = "generations_scene"."generation_id")
+     WHERE "generations_generation"."id" = "generations_item"."generation_id")
 """
 
 
-# Takes a queued scene, or takes back a processing one for a redelivery of the same message
-# (its worker died mid-scene) while attempts remain; recovery fails it after that.
+# Takes a queued item, or takes back a processing one for a redelivery of the same message
+# (its worker died mid-item) while attempts remain; recovery fails it after that.
 _CLAIM_SQL = f"""
-    UPDATE "generations_scene" SET "status" = %s, "claim_token" = %s,
+    UPDATE "generations_item" SET "status" = %s, "claim_token" = %s,
         "attempts" = "attempts" + 1, "started_at" = %s, "updated_at" = %s
     WHERE "id" = %s AND (
         "status" = %s OR ("status" = %s AND "claim_token" = %s AND "attempts" < %s))
@@ -120,32 +120,32 @@ _CLAIM_SQL = f"""
 """  # noqa: S608 (a constant)
 
 
-def scene_claim(*, scene_id: UUID, claim_token: str) -> ClaimedScene | None:
-    """Take a queued scene for this delivery and return it, or None when it is not
+def item_claim(*, item_id: UUID, claim_token: str) -> ClaimedItem | None:
+    """Take a queued item for this delivery and return it, or None when it is not
     available (ended, cancelled, or held by another delivery). One statement."""
     now = _datetime(timezone.now())
     with connection.cursor() as cursor:
         cursor.execute(
             _CLAIM_SQL,
             [
-                SceneStatus.PROCESSING,
+                ItemStatus.PROCESSING,
                 claim_token,
                 now,
                 now,
-                _pk(Scene, scene_id),
-                SceneStatus.QUEUED,
-                SceneStatus.PROCESSING,
+                _pk(Item, item_id),
+                ItemStatus.QUEUED,
+                ItemStatus.PROCESSING,
                 claim_token,
-                settings.SCENE_MAX_ATTEMPTS,
+                settings.ITEM_MAX_ATTEMPTS,
             ],
         )
         row = cursor.fetchone()
     if row is None:
         return None
-    scene_id, generation_id, variant_id, number, prompt, attempts = row[:6]
+    item_id, generation_id, variant_id, number, prompt, attempts = row[:6]
     label, kind, provider, provider_model, parameters, generation_status = row[6:]
-    return ClaimedScene(
-        id=_uuid(scene_id),
+    return ClaimedItem(
+        id=_uuid(item_id),
         generation_id=_uuid(generation_id),
         variant_id=_uuid(variant_id),
         number=int(number),
@@ -160,15 +160,15 @@ def scene_claim(*, scene_id: UUID, claim_token: str) -> ClaimedScene | None:
     )
 
 
-def scene_complete(*, scene: SceneRef, claim_token: str, result: SceneResult) -> bool:
-    """Record a finished scene whose objects are already stored. False when the scene was
+def item_complete(*, item: ItemRef, claim_token: str, result: ItemResult) -> bool:
+    """Record a finished item whose objects are already stored. False when the item was
     taken away meanwhile (cancelled or recovered), in which case nothing is counted."""
     now = timezone.now()
-    return _end_scene(
-        scene,
-        _held_by(scene, claim_token),
+    return _end_item(
+        item,
+        _held_by(item, claim_token),
         {
-            "status": SceneStatus.COMPLETED,
+            "status": ItemStatus.COMPLETED,
             "completed_at": now,
             "updated_at": now,
             "asset_key": result.asset_key,
@@ -189,32 +189,32 @@ def scene_complete(*, scene: SceneRef, claim_token: str, result: SceneResult) ->
     )
 
 
-def scene_fail(*, scene: SceneRef, claim_token: str, error: GenerationError) -> float | None:
-    """Record a failed attempt. A retryable error with attempts left puts the scene back
-    in the queue and returns the delay before the next attempt; otherwise the scene fails
+def item_fail(*, item: ItemRef, claim_token: str, error: GenerationError) -> float | None:
+    """Record a failed attempt. A retryable error with attempts left puts the item back
+    in the queue and returns the delay before the next attempt; otherwise the item fails
     for good and None is returned."""
     now = timezone.now()
-    if error.retryable and scene.attempts < settings.SCENE_MAX_ATTEMPTS:
-        requeue = _scene_update_sql(
+    if error.retryable and item.attempts < settings.ITEM_MAX_ATTEMPTS:
+        requeue = _item_update_sql(
             {
-                "status": SceneStatus.QUEUED,
+                "status": ItemStatus.QUEUED,
                 "claim_token": "",
                 "queued_at": now,
                 "updated_at": now,
                 "error_code": error.code,
                 "error_message": error.message,
             },
-            _held_by(scene, claim_token),
+            _held_by(item, claim_token),
         )
         with connection.cursor() as cursor:
             cursor.execute(*requeue)
             requeued = cursor.rowcount
-        return retry_delay(scene.attempts) if requeued else None
-    _end_scene(
-        scene,
-        _held_by(scene, claim_token),
+        return retry_delay(item.attempts) if requeued else None
+    _end_item(
+        item,
+        _held_by(item, claim_token),
         {
-            "status": SceneStatus.FAILED,
+            "status": ItemStatus.FAILED,
             "completed_at": now,
             "updated_at": now,
             "error_code": error.code,
@@ -225,14 +225,14 @@ def scene_fail(*, scene: SceneRef, claim_token: str, error: GenerationError) -> 
     return None
 
 
-def scene_stop_cancelled(*, scene: SceneRef, claim_token: str) -> None:
-    """A running scene reached a checkpoint after its generation was cancelled."""
+def item_stop_cancelled(*, item: ItemRef, claim_token: str) -> None:
+    """A running item reached a checkpoint after its generation was cancelled."""
     now = timezone.now()
-    _end_scene(
-        scene,
-        _held_by(scene, claim_token),
+    _end_item(
+        item,
+        _held_by(item, claim_token),
         {
-            "status": SceneStatus.CANCELLED,
+            "status": ItemStatus.CANCELLED,
             "completed_at": now,
             "updated_at": now,
             "error_code": ErrorCode.CANCELLED,
@@ -242,31 +242,31 @@ def scene_stop_cancelled(*, scene: SceneRef, claim_token: str) -> None:
     )
 
 
-def scene_recover_lost(*, scene_id: UUID, started_before: datetime) -> bool:
-    """A scene still processing since before `started_before` lost its worker: queue it
+def item_recover_lost(*, item_id: UUID, started_before: datetime) -> bool:
+    """A item still processing since before `started_before` lost its worker: queue it
     again while attempts remain (True: dispatch it), else fail it as worker_lost."""
     now = timezone.now()
-    stale = Scene.objects.filter(
-        id=scene_id, status=SceneStatus.PROCESSING, started_at__lt=started_before
+    stale = Item.objects.filter(
+        id=item_id, status=ItemStatus.PROCESSING, started_at__lt=started_before
     )
-    if stale.filter(attempts__lt=settings.SCENE_MAX_ATTEMPTS).update(
-        status=SceneStatus.QUEUED, claim_token="", queued_at=now, updated_at=now
+    if stale.filter(attempts__lt=settings.ITEM_MAX_ATTEMPTS).update(
+        status=ItemStatus.QUEUED, claim_token="", queued_at=now, updated_at=now
     ):
         return True
-    scene = stale.first()
-    if scene is not None:
-        _end_scene(
-            scene,
+    item = stale.first()
+    if item is not None:
+        _end_item(
+            item,
             (
                 '"id" = %s AND "status" = %s AND "started_at" < %s',
-                [_pk(Scene, scene_id), SceneStatus.PROCESSING, _datetime(started_before)],
+                [_pk(Item, item_id), ItemStatus.PROCESSING, _datetime(started_before)],
             ),
             {
-                "status": SceneStatus.FAILED,
+                "status": ItemStatus.FAILED,
                 "completed_at": now,
                 "updated_at": now,
                 "error_code": ErrorCode.WORKER_LOST,
-                "error_message": f"The worker stopped responding {scene.attempts} times.",
+                "error_message": f"The worker stopped responding {item.attempts} times.",
             },
             _Increments(failed=1),
         )
@@ -275,7 +275,7 @@ def scene_recover_lost(*, scene_id: UUID, started_before: datetime) -> bool:
 
 def retry_delay(attempts: int) -> float:
     """Exponential backoff with jitter: base, 2x base, 4x base, ... capped."""
-    base = settings.SCENE_RETRY_BACKOFF_SECONDS * 2 ** max(attempts - 1, 0)
+    base = settings.ITEM_RETRY_BACKOFF_SECONDS * 2 ** max(attempts - 1, 0)
     jitter = random.uniform(0.8, 1.2)  # noqa: S311 (spreading retries, not security)
     return float(min(base * jitter, MAX_RETRY_DELAY_SECONDS))
 
@@ -294,31 +294,29 @@ Counters = tuple[int, int, int, int]
 SQL = tuple[str, Sequence[Any]]
 
 
-def _held_by(scene: SceneRef, claim_token: str) -> SQL:
-    """WHERE the scene is still processing for this delivery."""
+def _held_by(item: ItemRef, claim_token: str) -> SQL:
+    """WHERE the item is still processing for this delivery."""
     return (
         '"id" = %s AND "status" = %s AND "claim_token" = %s',
-        [_pk(Scene, scene.id), SceneStatus.PROCESSING, claim_token],
+        [_pk(Item, item.id), ItemStatus.PROCESSING, claim_token],
     )
 
 
-def _end_scene(
-    scene: SceneRef, where: SQL, values: dict[str, Any], increments: _Increments
-) -> bool:
-    """End the scene if `where` still matches it (it does not once the scene was taken
+def _end_item(item: ItemRef, where: SQL, values: dict[str, Any], increments: _Increments) -> bool:
+    """End the item if `where` still matches it (it does not once the item was taken
     away) and count it in its variant and generation, in one transaction; then, if it
     was the last item of either, decide their final status. False when nothing matched."""
-    counted = _update_and_count(scene, where, values, increments)
+    counted = _update_and_count(item, where, values, increments)
     if counted is None:
         return False
     now = values["updated_at"]
     if _all_ended(counted.generation):
-        # Every variant, in case an earlier variant's finalization was lost with its worker.
-        finalize_if_ended(generation_id=scene.generation_id, now=now)
+        # Every variant, in case an earlier variant's finalisation was lost with its worker.
+        finalise_if_ended(generation_id=item.generation_id, now=now)
     elif _all_ended(counted.variant):
         # The counters just returned are the variant's last: one guarded UPDATE decides it.
-        _finalize_variant(
-            scene.variant_id,
+        _finalise_variant(
+            item.variant_id,
             counted.variant,
             cancel_requested=counted.generation_status == GenerationStatus.CANCELLED,
             now=now,
@@ -336,18 +334,18 @@ class _Counted:
 
 
 def _update_and_count(
-    scene: SceneRef, where: SQL, values: dict[str, Any], increments: _Increments
+    item: ItemRef, where: SQL, values: dict[str, Any], increments: _Increments
 ) -> _Counted | None:
-    """Update the scene and add to its variant's and generation's counters; returns their
+    """Update the item and add to its variant's and generation's counters; returns their
     counters as they stand after the addition, or None when `where` matched nothing."""
     now = values["updated_at"]
-    scene_update = _scene_update_sql(values, where)
+    item_update = _item_update_sql(values, where)
     variant_set = _increments_sql(
         Variant,
         {
-            "scenes_completed": increments.completed,
-            "scenes_failed": increments.failed,
-            "scenes_cancelled": increments.cancelled,
+            "completed_items": increments.completed,
+            "failed_items": increments.failed,
+            "cancelled_items": increments.cancelled,
         },
         now,
     )
@@ -362,8 +360,8 @@ def _update_and_count(
         now,
     )
     if _counts_in_one_statement():
-        return _count_in_one_statement(scene_update, variant_set, generation_set)
-    return _count_in_steps(scene, scene_update, variant_set, generation_set)
+        return _count_in_one_statement(item_update, variant_set, generation_set)
+    return _count_in_steps(item, item_update, variant_set, generation_set)
 
 
 def _counts_in_one_statement() -> bool:
@@ -372,27 +370,30 @@ def _counts_in_one_statement() -> bool:
 
 
 def _count_in_one_statement(
-    scene_update: SQL, variant_set: SQL, generation_set: SQL
+    item_update: SQL, variant_set: SQL, generation_set: SQL
 ) -> _Counted | None:
-    """The scene's UPDATE feeds the variant's, which feeds the generation's: rows are
-    locked in the order scene, variant, generation, and each lock is held only for this
+    """The item's UPDATE feeds the variant's, which feeds the generation's: rows are
+    locked in the order item, variant, generation, and each lock is held only for this
     one statement."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""WITH ended AS ({scene_update[0]} RETURNING "variant_id"),
+            f"""WITH ended AS ({item_update[0]} RETURNING "variant_id"),
             counted AS (
                 UPDATE "generations_variant" SET {variant_set[0]} FROM ended
                 WHERE "generations_variant"."id" = ended."variant_id"
                 RETURNING "generations_variant"."generation_id",
-                    "total_scenes", "scenes_completed", "scenes_failed", "scenes_cancelled"
+                    "total_items", "completed_items", "failed_items", "cancelled_items"
             )
             UPDATE "generations_generation" SET {generation_set[0]} FROM counted
             WHERE "generations_generation"."id" = counted."generation_id"
-            RETURNING counted."total_scenes", counted."scenes_completed",
-                counted."scenes_failed", counted."scenes_cancelled", "total_items",
-                "completed_items", "failed_items", "cancelled_items", "status"
+            RETURNING counted."total_items", counted."completed_items",
+                counted."failed_items", counted."cancelled_items",
+                "generations_generation"."total_items",
+                "generations_generation"."completed_items",
+                "generations_generation"."failed_items",
+                "generations_generation"."cancelled_items", "generations_generation"."status"
             """,  # noqa: S608 (only column names and ORM-compiled SQL are interpolated)
-            [*scene_update[1], *variant_set[1], *generation_set[1]],
+            [*item_update[1], *variant_set[1], *generation_set[1]],
         )
         row = cursor.fetchone()
     if row is None:
@@ -401,18 +402,18 @@ def _count_in_one_statement(
 
 
 def _count_in_steps(
-    scene: SceneRef, scene_update: SQL, variant_set: SQL, generation_set: SQL
+    item: ItemRef, item_update: SQL, variant_set: SQL, generation_set: SQL
 ) -> _Counted | None:
     """The same three UPDATEs, one after the other in one transaction."""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(*scene_update)
+        cursor.execute(*item_update)
         if not cursor.rowcount:
             return None
         cursor.execute(
             f"""UPDATE "generations_variant" SET {variant_set[0]} WHERE "id" = %s
-            RETURNING "total_scenes", "scenes_completed", "scenes_failed", "scenes_cancelled"
+            RETURNING "total_items", "completed_items", "failed_items", "cancelled_items"
             """,  # noqa: S608
-            [*variant_set[1], _pk(Variant, scene.variant_id)],
+            [*variant_set[1], _pk(Variant, item.variant_id)],
         )
         variant = _counters(cursor.fetchone())
         cursor.execute(
@@ -420,21 +421,21 @@ def _count_in_steps(
             RETURNING "total_items", "completed_items", "failed_items", "cancelled_items",
                 "status"
             """,  # noqa: S608
-            [*generation_set[1], _pk(Generation, scene.generation_id)],
+            [*generation_set[1], _pk(Generation, item.generation_id)],
         )
         row = cursor.fetchone()
         return _Counted(variant, _counters(row[:4]), row[4])
 
 
-def _scene_update_sql(values: dict[str, Any], where: SQL) -> SQL:
-    """`UPDATE scene SET <values> WHERE <where>`, each value prepared by its field as the
-    ORM would (written out rather than compiled by the ORM: this runs for every scene)."""
+def _item_update_sql(values: dict[str, Any], where: SQL) -> SQL:
+    """`UPDATE item SET <values> WHERE <where>`, each value prepared by its field as the
+    ORM would (written out rather than compiled by the ORM: this runs for every item)."""
     assignments, params = [], []
     for name, value in values.items():
-        column, field = _column(Scene, name)
+        column, field = _column(Item, name)
         assignments.append(f"{column} = %s")
         params.append(field.get_db_prep_save(value, connection))
-    sql = f'UPDATE "generations_scene" SET {", ".join(assignments)} WHERE {where[0]}'  # noqa: S608
+    sql = f'UPDATE "generations_item" SET {", ".join(assignments)} WHERE {where[0]}'  # noqa: S608
     return sql, [*params, *where[1]]
 
 
@@ -446,7 +447,8 @@ def _increments_sql(
     for name, delta in increments.items():
         if delta:
             column, field = _column(model, name)
-            assignments.append(f"{column} = {column} + %s")
+            table = connection.ops.quote_name(model._meta.db_table)
+            assignments.append(f"{column} = {table}.{column} + %s")
             params.append(field.get_db_prep_value(delta, connection))
     assignments.append('"updated_at" = %s')
     params.append(_column(model, "updated_at")[1].get_db_prep_value(now, connection))
@@ -488,7 +490,7 @@ def _json(value: Any) -> dict[str, Any]:
     return dict(decoded or {})
 
 
-def finalize_if_ended(
+def finalise_if_ended(
     *, generation_id: UUID, variant_ids: list[UUID] | None = None, now: datetime
 ) -> None:
     """Decide the final status of the given variants (all of them when None) and of the
@@ -506,21 +508,21 @@ def finalize_if_ended(
         for variant in variants:
             if variant.status not in ACTIVE_GENERATION_STATUSES:
                 continue
-            _finalize_variant(
+            _finalise_variant(
                 variant.id,
                 (
-                    variant.total_scenes,
-                    variant.scenes_completed,
-                    variant.scenes_failed,
-                    variant.scenes_cancelled,
+                    variant.total_items,
+                    variant.completed_items,
+                    variant.failed_items,
+                    variant.cancelled_items,
                 ),
                 cancel_requested=cancel_requested,
                 now=now,
             )
-        _finalize_generation(generation, cancel_requested=cancel_requested, now=now)
+        _finalise_generation(generation, cancel_requested=cancel_requested, now=now)
 
 
-def _finalize_variant(
+def _finalise_variant(
     variant_id: UUID, counters: Counters, *, cancel_requested: bool, now: datetime
 ) -> None:
     """Decide a variant's final status from its counters, if they say it has ended. The
@@ -538,13 +540,13 @@ def _finalize_variant(
         return
     code, message = ("", "")
     if failed:
-        code, message = _failure_summary(Scene.objects.filter(variant_id=variant_id))
+        code, message = _failure_summary(Item.objects.filter(variant_id=variant_id))
     Variant.objects.filter(
         id=variant_id,
         status__in=ACTIVE_GENERATION_STATUSES,
-        scenes_completed=completed,
-        scenes_failed=failed,
-        scenes_cancelled=cancelled,
+        completed_items=completed,
+        failed_items=failed,
+        cancelled_items=cancelled,
     ).update(
         status=status,
         completed_at=now,
@@ -554,7 +556,7 @@ def _finalize_variant(
     )
 
 
-def _finalize_generation(generation: Generation, *, cancel_requested: bool, now: datetime) -> None:
+def _finalise_generation(generation: Generation, *, cancel_requested: bool, now: datetime) -> None:
     generation_id = generation.id
     status = rollup_status(
         total=generation.total_items,
@@ -568,7 +570,7 @@ def _finalize_generation(generation: Generation, *, cancel_requested: bool, now:
     if generation.status == GenerationStatus.PROCESSING:
         code, message = ("", "")
         if generation.failed_items:
-            code, message = _failure_summary(Scene.objects.filter(generation_id=generation_id))
+            code, message = _failure_summary(Item.objects.filter(generation_id=generation_id))
         Generation.objects.filter(id=generation_id).update(
             status=status,
             completed_at=now,
@@ -593,11 +595,9 @@ def elapsed_seconds(generation: Generation, now: datetime) -> float:
     return earlier + max((now - generation.started_at).total_seconds(), 0.0)
 
 
-def _failure_summary(scenes: QuerySet[Scene]) -> tuple[str, str]:
+def _failure_summary(items: QuerySet[Item]) -> tuple[str, str]:
     """The most frequent error code among failed items, and a message counting them."""
-    failed = list(
-        scenes.filter(status=SceneStatus.FAILED).values_list("error_code", "error_message")
-    )
+    failed = list(items.filter(status=ItemStatus.FAILED).values_list("error_code", "error_message"))
     if not failed:
         return "", ""
     codes = Counter(code for code, _ in failed)

@@ -11,8 +11,8 @@ from django.contrib.auth.models import User
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
-from generations.models import Generation, Scene, Variant
-from generations.states import ACTIVE_GENERATION_STATUSES, GenerationStatus, SceneStatus
+from generations.models import Generation, Item, Variant
+from generations.states import ACTIVE_GENERATION_STATUSES, GenerationStatus, ItemStatus
 
 
 def trash_cutoff(now: datetime | None = None) -> datetime:
@@ -37,9 +37,9 @@ def generation_get(
 
 def with_thumbnail(generations: QuerySet[Generation]) -> QuerySet[Generation]:
     """Annotates `thumbnail_key`: the thumbnail of the first completed item, read through
-    the scene (generation, status) index, one subquery per row of the page."""
+    the item (generation, status) index, one subquery per row of the page."""
     first_thumbnail = (
-        Scene.objects.filter(generation_id=OuterRef("id"), status=SceneStatus.COMPLETED)
+        Item.objects.filter(generation_id=OuterRef("id"), status=ItemStatus.COMPLETED)
         .exclude(thumbnail_key="")
         .order_by("number")
         .values("thumbnail_key")[:1]
@@ -69,15 +69,15 @@ def library(user: User) -> QuerySet[Generation]:
 def generation_detail(
     *, user: User, generation_id: UUID | str, include_deleted: bool = False
 ) -> Generation:
-    """A generation with its metadata, variants, scenes and regenerations, in four queries."""
-    ordered_scenes = Prefetch("scenes", queryset=Scene.objects.order_by("number"))
+    """A generation with its metadata, variants, items and regenerations, in four queries."""
+    ordered_items = Prefetch("items", queryset=Item.objects.order_by("number"))
     return (
         generations_visible_to(user, include_deleted=include_deleted)
         .select_related("metadata")
         .prefetch_related(
             Prefetch(
                 "variants",
-                queryset=Variant.objects.order_by("position").prefetch_related(ordered_scenes),
+                queryset=Variant.objects.order_by("position").prefetch_related(ordered_items),
             ),
             Prefetch(
                 "regenerations",
@@ -99,14 +99,14 @@ def variant_get(*, user: User, variant_id: UUID | str) -> Variant:
     )
 
 
-def scenes_of(variant: Variant) -> QuerySet[Scene]:
-    return Scene.objects.filter(variant=variant).order_by("number")
+def items_of(variant: Variant) -> QuerySet[Item]:
+    return Item.objects.filter(variant=variant).order_by("number")
 
 
-def scene_get(*, user: User, scene_id: UUID | str) -> Scene:
-    """One of `user`'s scenes (of a generation not in the trash); DoesNotExist otherwise."""
-    return Scene.objects.select_related("variant", "generation").get(
-        id=scene_id, generation__owner=user, generation__deleted_at__isnull=True
+def item_get(*, user: User, item_id: UUID | str) -> Item:
+    """One of `user`'s items (of a generation not in the trash); DoesNotExist otherwise."""
+    return Item.objects.select_related("variant", "generation").get(
+        id=item_id, generation__owner=user, generation__deleted_at__isnull=True
     )
 
 
@@ -125,13 +125,11 @@ def generation_progress(generation_id: UUID) -> Generation:
 
 def generations_busy_in_storage(generation_ids: Iterable[UUID]) -> set[UUID]:
     """Of these generations, those that may still be writing objects: active ones, and
-    ended ones with a scene still finishing (a cancel reaches it at its next checkpoint)."""
-    running_scene = Scene.objects.filter(
-        generation_id=OuterRef("id"), status=SceneStatus.PROCESSING
-    )
+    ended ones with a item still finishing (a cancel reaches it at its next checkpoint)."""
+    running_item = Item.objects.filter(generation_id=OuterRef("id"), status=ItemStatus.PROCESSING)
     return set(
         Generation.objects.filter(id__in=list(generation_ids))
-        .filter(Q(status__in=ACTIVE_GENERATION_STATUSES) | Exists(running_scene))
+        .filter(Q(status__in=ACTIVE_GENERATION_STATUSES) | Exists(running_item))
         .values_list("id", flat=True)
     )
 
@@ -151,8 +149,8 @@ def referenced_storage_keys(generation_ids: Iterable[UUID]) -> dict[UUID, set[st
         found.update(source.get("keyframes", []))
         if source.get("stored_key"):
             found.add(source["stored_key"])
-    scenes = Scene.objects.filter(generation_id__in=ids).order_by()
-    for generation_id, asset, thumbnail in scenes.values_list(
+    items = Item.objects.filter(generation_id__in=ids).order_by()
+    for generation_id, asset, thumbnail in items.values_list(
         "generation_id", "asset_key", "thumbnail_key"
     ):
         keys[generation_id].update(key for key in (asset, thumbnail) if key)
@@ -160,14 +158,14 @@ def referenced_storage_keys(generation_ids: Iterable[UUID]) -> dict[UUID, set[st
 
 
 def generations_with_unnamed_objects(generation_ids: Iterable[UUID]) -> list[UUID]:
-    """Of these generations, in their order, those that may hold objects no row names: a scene was
+    """Of these generations, in their order, those that may hold objects no row names: a item was
     attempted but did not complete (its worker may have stored the asset, then died or
     failed before recording it), or the stages never finished (keyframes may be stored
     before the analysis that names them)."""
     ids = list(generation_ids)
     interrupted = (
-        Scene.objects.filter(generation_id__in=ids, attempts__gt=0)
-        .exclude(status=SceneStatus.COMPLETED)
+        Item.objects.filter(generation_id__in=ids, attempts__gt=0)
+        .exclude(status=ItemStatus.COMPLETED)
         .order_by()
         .values_list("generation_id", flat=True)
     )
@@ -178,13 +176,13 @@ def generations_with_unnamed_objects(generation_ids: Iterable[UUID]) -> list[UUI
     return [generation_id for generation_id in ids if generation_id in found]
 
 
-def completed_scene_keys(generation_ids: Iterable[UUID]) -> list[tuple[UUID, str]]:
-    """(scene id, key) of every object a completed scene of these generations points to."""
+def completed_item_keys(generation_ids: Iterable[UUID]) -> list[tuple[UUID, str]]:
+    """(item id, key) of every object a completed item of these generations points to."""
     pairs: list[tuple[UUID, str]] = []
-    for scene_id, asset, thumbnail in Scene.objects.filter(
-        generation_id__in=list(generation_ids), status=SceneStatus.COMPLETED
+    for item_id, asset, thumbnail in Item.objects.filter(
+        generation_id__in=list(generation_ids), status=ItemStatus.COMPLETED
     ).values_list("id", "asset_key", "thumbnail_key"):
-        pairs.extend((scene_id, key) for key in (asset, thumbnail) if key)
+        pairs.extend((item_id, key) for key in (asset, thumbnail) if key)
     return pairs
 
 
@@ -211,10 +209,10 @@ def progress_snapshot(*, user: User, generation_id: UUID | str) -> dict[str, Any
             "id",
             "label",
             "status",
-            "total_scenes",
-            "scenes_completed",
-            "scenes_failed",
-            "scenes_cancelled",
+            "total_items",
+            "completed_items",
+            "failed_items",
+            "cancelled_items",
         )
     )
     return {
@@ -260,13 +258,13 @@ def generations_in_flight(*, limit: int) -> QuerySet[Generation]:
     )
 
 
-def scenes_stuck(*, now: datetime | None = None) -> QuerySet[Scene]:
-    """Scenes processing for longer than SCENE_LEASE_SECONDS (their worker is presumed
+def items_stuck(*, now: datetime | None = None) -> QuerySet[Item]:
+    """Items processing for longer than ITEM_LEASE_SECONDS (their worker is presumed
     lost; recovery requeues or fails them), oldest first, through the partial index on
-    processing scenes."""
-    lease_start = (now or timezone.now()) - timedelta(seconds=settings.SCENE_LEASE_SECONDS)
+    processing items."""
+    lease_start = (now or timezone.now()) - timedelta(seconds=settings.ITEM_LEASE_SECONDS)
     return (
-        Scene.objects.filter(status=SceneStatus.PROCESSING, started_at__lt=lease_start)
+        Item.objects.filter(status=ItemStatus.PROCESSING, started_at__lt=lease_start)
         .select_related("generation", "variant")
         .order_by("started_at")
     )
@@ -283,18 +281,18 @@ def generations_stuck_pending(*, now: datetime | None = None) -> QuerySet[Genera
     )
 
 
-def scene_failure_codes(*, since: datetime) -> list[dict[str, Any]]:
-    """Scenes that failed since `since`, counted by error code, most frequent first.
+def item_failure_codes(*, since: datetime) -> list[dict[str, Any]]:
+    """Items that failed since `since`, counted by error code, most frequent first.
 
-    A scene's failure moves its generation's `updated_at` in the same transaction, so the
-    failed scenes are found through the generations updated since then: the (status,
-    updated_at) index with every status, then the (generation, status) index of scenes;
-    never a scan of the scene table."""
+    A item's failure moves its generation's `updated_at` in the same transaction, so the
+    failed items are found through the generations updated since then: the (status,
+    updated_at) index with every status, then the (generation, status) index of items;
+    never a scan of the item table."""
     rows = (
-        Scene.objects.filter(
+        Item.objects.filter(
             generation__status__in=GenerationStatus.values,
             generation__updated_at__gte=since,
-            status=SceneStatus.FAILED,
+            status=ItemStatus.FAILED,
             completed_at__gte=since,
         )
         .values("error_code")

@@ -22,11 +22,11 @@ from generations.models import (
     Generation,
     GenerationKind,
     GenerationMetadata,
-    Scene,
+    Item,
     SourceType,
     Variant,
 )
-from generations.progress import elapsed_seconds, finalize_if_ended
+from generations.progress import elapsed_seconds, finalise_if_ended
 from generations.providers import PROVIDERS, get_provider
 from generations.selectors import (
     generations_busy_in_storage,
@@ -37,7 +37,7 @@ from generations.selectors import (
 from generations.states import (
     ACTIVE_GENERATION_STATUSES,
     GenerationStatus,
-    SceneStatus,
+    ItemStatus,
     can_transition,
     rollup_status,
 )
@@ -60,7 +60,7 @@ def generation_create(
     source_filename: str = "",
     parent: Generation | None = None,
 ) -> Generation:
-    """Validate, estimate, record the generation with its variants, scenes and metadata as
+    """Validate, estimate, record the generation with its variants, items and metadata as
     pending, and enqueue it once the transaction commits. Raises InputError."""
     snapshot = normalise_input(kind, dict(input), has_upload=source_file is not None)
     provider_name = provider or settings.GENVAULT_DEFAULT_PROVIDER
@@ -105,13 +105,11 @@ def generation_create(
             generation.input = {**snapshot, "source_key": key}
             generation.save(update_fields=["input"])
         variants = Variant.objects.bulk_create(
-            Variant(
-                generation=generation, label=label, position=position, total_scenes=len(prompts)
-            )
+            Variant(generation=generation, label=label, position=position, total_items=len(prompts))
             for position, label in enumerate(labels)
         )
-        Scene.objects.bulk_create(
-            Scene(
+        Item.objects.bulk_create(
+            Item(
                 generation=generation,
                 variant=variant,
                 number=number,
@@ -167,8 +165,8 @@ def generation_cancel(*, generation: Generation) -> Generation:
     with transaction.atomic():
         cancelled = 0
         for variant_id in variant_ids:
-            count = Scene.objects.filter(variant_id=variant_id, status=SceneStatus.QUEUED).update(
-                status=SceneStatus.CANCELLED,
+            count = Item.objects.filter(variant_id=variant_id, status=ItemStatus.QUEUED).update(
+                status=ItemStatus.CANCELLED,
                 completed_at=now,
                 updated_at=now,
                 error_code=ErrorCode.CANCELLED,
@@ -176,7 +174,7 @@ def generation_cancel(*, generation: Generation) -> Generation:
             )
             if count:
                 Variant.objects.filter(id=variant_id).update(
-                    scenes_cancelled=F("scenes_cancelled") + count, updated_at=now
+                    cancelled_items=F("cancelled_items") + count, updated_at=now
                 )
             cancelled += count
         if not Generation.objects.filter(
@@ -191,7 +189,7 @@ def generation_cancel(*, generation: Generation) -> Generation:
             error_message="Cancelled by its owner.",
         ):
             raise ActionRefused("This generation ended before it could be cancelled.")
-        finalize_if_ended(generation_id=generation.id, variant_ids=variant_ids, now=now)
+        finalise_if_ended(generation_id=generation.id, variant_ids=variant_ids, now=now)
     generation.refresh_from_db()
     return generation
 
@@ -207,11 +205,11 @@ def generation_retry(*, generation: Generation) -> int:
         raise ActionRefused(
             f"A {generation.get_status_display().lower()} generation has nothing to retry."
         )
-    if generation.scenes.filter(status=SceneStatus.PROCESSING).exists():
+    if generation.items.filter(status=ItemStatus.PROCESSING).exists():
         raise ActionRefused("Some items are still stopping; try again in a moment.")
     now = timezone.now()
     reset = {
-        "status": SceneStatus.QUEUED,
+        "status": ItemStatus.QUEUED,
         "claim_token": "",
         "queued_at": now,
         "started_at": None,
@@ -223,16 +221,16 @@ def generation_retry(*, generation: Generation) -> int:
     with transaction.atomic():
         failed_total = cancelled_total = 0
         for variant in generation.variants.all():
-            scenes = Scene.objects.filter(variant_id=variant.id)
-            failed = scenes.filter(status=SceneStatus.FAILED).update(**reset)
-            cancelled = scenes.filter(status=SceneStatus.CANCELLED).update(**reset)
+            items = Item.objects.filter(variant_id=variant.id)
+            failed = items.filter(status=ItemStatus.FAILED).update(**reset)
+            cancelled = items.filter(status=ItemStatus.CANCELLED).update(**reset)
             if not failed + cancelled:
                 # Every item of this variant completed, but it may have ended cancelled
                 # because a cancel won; with the cancel undone, its counters decide.
                 Variant.objects.filter(id=variant.id).update(
                     status=rollup_status(
-                        total=variant.total_scenes,
-                        completed=variant.scenes_completed,
+                        total=variant.total_items,
+                        completed=variant.completed_items,
                         failed=0,
                         cancelled=0,
                     )
@@ -241,8 +239,8 @@ def generation_retry(*, generation: Generation) -> int:
                 )
             else:
                 Variant.objects.filter(id=variant.id).update(
-                    scenes_failed=F("scenes_failed") - failed,
-                    scenes_cancelled=F("scenes_cancelled") - cancelled,
+                    failed_items=F("failed_items") - failed,
+                    cancelled_items=F("cancelled_items") - cancelled,
                     status=GenerationStatus.PROCESSING,
                     completed_at=None,
                     updated_at=now,
@@ -400,7 +398,7 @@ def purge_batch(ids: list[UUID]) -> None:
         # Children before parents, so no row is left to cascade to: plain DELETEs, without
         # the collector that would load every variant and generation first.
         for rows in (
-            Scene.objects.filter(generation_id__in=ids),
+            Item.objects.filter(generation_id__in=ids),
             Variant.objects.filter(generation_id__in=ids),
             GenerationMetadata.objects.filter(generation_id__in=ids),
             Generation.objects.filter(id__in=ids),

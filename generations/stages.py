@@ -16,9 +16,9 @@ from django.conf import settings
 from django.db.models import Count, Sum
 
 from generations.errors import ErrorCode, GenerationError
-from generations.models import Generation, GenerationKind, Scene, SourceType
+from generations.models import Generation, GenerationKind, Item, SourceType
 from generations.source_fetch import SourceRefused, fetch_source
-from generations.states import SceneStatus
+from generations.states import ItemStatus
 from storage import media
 from storage.keys import source_key, source_keyframe_key
 from storage.services import StorageUnavailable, object_open, object_save
@@ -156,7 +156,7 @@ def prompts_of(
     labels: list[str] = snapshot["variants"]
     if generation.kind == GenerationKind.SPEECH:
         sections = list(
-            Scene.objects.filter(generation=generation, variant__position=0)
+            Item.objects.filter(generation=generation, variant__position=0)
             .order_by("number")
             .values_list("prompt", flat=True)
         )
@@ -200,7 +200,7 @@ def evaluation_of(generation_id: UUID) -> dict[str, Any]:
     generation = Generation.objects.only("kind", "input").get(id=generation_id)
     target_seconds = generation.input.get("scene_seconds")
     per_variant = (
-        Scene.objects.filter(generation_id=generation_id)
+        Item.objects.filter(generation_id=generation_id)
         .values("variant__label", "status")
         .annotate(items=Count("id"), seconds=Sum("duration_seconds"), bytes=Sum("file_size"))
         .order_by("variant__label", "status")
@@ -213,22 +213,22 @@ def evaluation_of(generation_id: UUID) -> dict[str, Any]:
         )
         if row["status"] in entry:
             entry[row["status"]] = row["items"]
-        if row["status"] == SceneStatus.COMPLETED:
+        if row["status"] == ItemStatus.COMPLETED:
             entry["duration_seconds"] = round(row["seconds"] or 0.0, 3)
             entry["bytes"] = row["bytes"] or 0
     off_target = []
     if target_seconds is not None:
         off_target = [
             f"{label}:{number}"
-            for label, number, seconds in Scene.objects.filter(
-                generation_id=generation_id, status=SceneStatus.COMPLETED
+            for label, number, seconds in Item.objects.filter(
+                generation_id=generation_id, status=ItemStatus.COMPLETED
             ).values_list("variant__label", "number", "duration_seconds")
             if seconds is None or abs(seconds - float(target_seconds)) > DURATION_TOLERANCE_SECONDS
         ]
     total = sum(v["completed"] + v["failed"] + v["cancelled"] for v in variants.values())
     completed = sum(v["completed"] for v in variants.values())
     failure_codes = Counter(
-        Scene.objects.filter(generation_id=generation_id, status=SceneStatus.FAILED).values_list(
+        Item.objects.filter(generation_id=generation_id, status=ItemStatus.FAILED).values_list(
             "error_code", flat=True
         )
     )

@@ -1,4 +1,4 @@
-"""Status rules for generations, variants and scenes: the one place that knows them.
+"""Status rules for generations, variants and items: the one place that knows them.
 
 Services ask `ensure_transition` before changing a status and `rollup_status` to decide
 how a generation or variant ends once its last item has ended.
@@ -16,7 +16,7 @@ class GenerationStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
-class SceneStatus(models.TextChoices):
+class ItemStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     PROCESSING = "processing", "Processing"
     COMPLETED = "completed", "Completed"
@@ -36,7 +36,7 @@ FINAL_GENERATION_STATUSES = frozenset(
     }
 )
 ACTIVE_GENERATION_STATUSES = frozenset({GenerationStatus.PENDING, GenerationStatus.PROCESSING})
-FINAL_SCENE_STATUSES = frozenset({SceneStatus.COMPLETED, SceneStatus.FAILED, SceneStatus.CANCELLED})
+FINAL_ITEM_STATUSES = frozenset({ItemStatus.COMPLETED, ItemStatus.FAILED, ItemStatus.CANCELLED})
 
 GENERATION_TRANSITIONS: dict[str, frozenset[str]] = {
     GenerationStatus.PENDING: frozenset(
@@ -58,17 +58,15 @@ GENERATION_TRANSITIONS: dict[str, frozenset[str]] = {
     GenerationStatus.COMPLETED: frozenset(),
 }
 
-SCENE_TRANSITIONS: dict[str, frozenset[str]] = {
-    SceneStatus.QUEUED: frozenset(
-        {SceneStatus.PROCESSING, SceneStatus.FAILED, SceneStatus.CANCELLED}
-    ),
+ITEM_TRANSITIONS: dict[str, frozenset[str]] = {
+    ItemStatus.QUEUED: frozenset({ItemStatus.PROCESSING, ItemStatus.FAILED, ItemStatus.CANCELLED}),
     # Back to queued: a transient error being retried, or a lost worker's lease expiring.
-    SceneStatus.PROCESSING: frozenset(
-        {SceneStatus.COMPLETED, SceneStatus.FAILED, SceneStatus.CANCELLED, SceneStatus.QUEUED}
+    ItemStatus.PROCESSING: frozenset(
+        {ItemStatus.COMPLETED, ItemStatus.FAILED, ItemStatus.CANCELLED, ItemStatus.QUEUED}
     ),
-    SceneStatus.FAILED: frozenset({SceneStatus.QUEUED}),
-    SceneStatus.CANCELLED: frozenset({SceneStatus.QUEUED}),
-    SceneStatus.COMPLETED: frozenset(),
+    ItemStatus.FAILED: frozenset({ItemStatus.QUEUED}),
+    ItemStatus.CANCELLED: frozenset({ItemStatus.QUEUED}),
+    ItemStatus.COMPLETED: frozenset(),
 }
 
 
@@ -83,8 +81,8 @@ def can_transition(current: str, target: str) -> bool:
     return target in GENERATION_TRANSITIONS[current]
 
 
-def can_transition_scene(current: str, target: str) -> bool:
-    return target in SCENE_TRANSITIONS[current]
+def can_transition_item(current: str, target: str) -> bool:
+    return target in ITEM_TRANSITIONS[current]
 
 
 def ensure_transition(current: str, target: str) -> None:
@@ -93,9 +91,9 @@ def ensure_transition(current: str, target: str) -> None:
         raise InvalidTransition("generation", current, target)
 
 
-def ensure_scene_transition(current: str, target: str) -> None:
-    if not can_transition_scene(current, target):
-        raise InvalidTransition("scene", current, target)
+def ensure_item_transition(current: str, target: str) -> None:
+    if not can_transition_item(current, target):
+        raise InvalidTransition("item", current, target)
 
 
 def rollup_status(

@@ -7,7 +7,7 @@ from uuid import UUID
 from celery import Task, shared_task
 
 from generations import pipeline
-from generations.dispatch import dispatch_scenes
+from generations.dispatch import dispatch_items
 from generations.errors import GenerationError
 from generations.progress import retry_delay
 from generations.services import generations_purge_expired
@@ -18,18 +18,18 @@ PREPARE_MAX_RETRIES = 5
 @shared_task(bind=True, max_retries=PREPARE_MAX_RETRIES)
 def run_generation(self: Task, generation_id: str) -> None:  # type: ignore[type-arg]
     try:
-        scene_ids = pipeline.generation_prepare(generation_id=UUID(generation_id))
+        item_ids = pipeline.generation_prepare(generation_id=UUID(generation_id))
     except GenerationError as exc:
         if self.request.retries >= PREPARE_MAX_RETRIES:
             pipeline.generation_fail_unrendered(generation_id=UUID(generation_id), error=exc)
             return
         raise self.retry(countdown=retry_delay(self.request.retries + 1), exc=exc) from exc
-    dispatch_scenes(scene_ids)
+    dispatch_items(item_ids)
 
 
 @shared_task(bind=True)
-def render_scene(self: Task, scene_id: str) -> None:  # type: ignore[type-arg]
-    pipeline.scene_render(scene_id=UUID(scene_id), claim_token=str(self.request.id))
+def render_item(self: Task, item_id: str) -> None:  # type: ignore[type-arg]
+    pipeline.item_render(item_id=UUID(item_id), claim_token=str(self.request.id))
 
 
 @shared_task

@@ -170,7 +170,7 @@ class GenerationForm(forms.Form):
 
     kind: ClassVar[str]
     plain_fields: ClassVar[tuple[str, ...]]
-    advanced_fields: ClassVar[tuple[str, ...]] = ("fail_scenes", "delay_ms")
+    advanced_fields: ClassVar[tuple[str, ...]] = ("fail_items", "delay_ms")
 
     title = forms.CharField(
         label="Title",
@@ -184,7 +184,7 @@ class GenerationForm(forms.Form):
         min_value=0,
         help_text="The same seed and input give the same output; leave empty for a random one.",
     )
-    fail_scenes = forms.CharField(
+    fail_items = forms.CharField(
         label="Items that fail on purpose",
         required=False,
         help_text="For trying out failures: e.g. “2” (item 2 of every variant) or “soft:2”.",
@@ -201,7 +201,7 @@ class GenerationForm(forms.Form):
         initial = {name: snapshot[name] for name in cls.plain_fields if name in snapshot}
         initial["title"] = title
         initial["seed"] = snapshot.get("seed")
-        initial["fail_scenes"] = ", ".join(str(ref) for ref in snapshot.get("fail_scenes", []))
+        initial["fail_items"] = ", ".join(str(ref) for ref in snapshot.get("fail_items", []))
         initial["delay_ms"] = snapshot.get("delay_ms", 0)
         initial["variants"] = ", ".join(snapshot.get("variants", []))
         return initial
@@ -213,7 +213,7 @@ class GenerationForm(forms.Form):
         data = self.cleaned_data
         result = {name: data[name] for name in self.plain_fields}
         result["seed"] = data["seed"]
-        result["fail_scenes"] = _split(data["fail_scenes"])
+        result["fail_items"] = _split(data["fail_items"])
         result["delay_ms"] = data["delay_ms"]
         result["variants"] = self.variant_labels()
         return result
@@ -255,7 +255,7 @@ class VideoAdForm(GenerationForm):
         "height",
         "fps",
     )
-    advanced_fields = ("width", "height", "fps", "fail_scenes", "delay_ms")
+    advanced_fields = ("width", "height", "fps", "fail_items", "delay_ms")
 
     prompt = forms.CharField(
         label="Prompt",
@@ -275,8 +275,8 @@ class VideoAdForm(GenerationForm):
         required=False,
         help_text="Comma-separated, e.g. “calm, bold”: lowercase letters, digits, - and _.",
     )
-    scenes_per_variant = _whole("Scenes per variant")
-    scene_seconds = forms.FloatField(label="Seconds per scene")
+    scenes_per_variant = _whole("Items per variant")
+    scene_seconds = forms.FloatField(label="Seconds per item")
     source_url = forms.CharField(
         label="Source URL",
         required=False,

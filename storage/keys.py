@@ -7,7 +7,7 @@ import uuid
 _LABEL = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
 _EXTENSION = re.compile(r"^[a-z0-9]{1,8}$")
 
-# Speech items are tracks with a waveform image; every other kind is a scene with a
+# Speech items are tracks with a waveform image; every other kind is a item with a
 # JPEG thumbnail.
 _SPEECH = "speech"
 

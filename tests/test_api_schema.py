@@ -16,7 +16,7 @@ Three passes:
 * `test_api_conforms_to_schema`: user A's key on every operation, with generated ids.
 * `test_owned_objects_conform_to_schema`: user A's key on every operation that takes an
   id, with the id of one of A's real objects (a rendered image generation with its
-  variant and scene, a pending one to cancel, a failed one to retry, one in the trash to
+  variant and item, a pending one to cancel, a failed one to retry, one in the trash to
   restore, A's API key), so the success bodies (200, 201, 202, 204, 302) are validated.
 * `test_foreign_ids_answer_4xx`: user B's key on the same operations with A's ids: every
   answer conforms to the schema, the declared method answers a 4xx (never a 2xx or 3xx),
@@ -41,7 +41,7 @@ from rest_framework.throttling import ScopedRateThrottle
 
 from config.wsgi import application
 from generations import dispatch, pipeline, services
-from generations.models import Generation, Scene, Variant
+from generations.models import Generation, Item, Variant
 from history.models import ApiKey
 from history.services import api_key_create
 
@@ -151,7 +151,7 @@ def _validate(case: Any) -> Any:
 
 @dataclass
 class ApiContext:
-    """User A's objects: `completed` (with its `variant` and `scene`), `pending` (for
+    """User A's objects: `completed` (with its `variant` and `item`), `pending` (for
     cancel), `failed` (for retry), `trashed` (for restore) and A's API key."""
 
     owner_key: ApiKey
@@ -160,7 +160,7 @@ class ApiContext:
     failed: Generation
     trashed: Generation
     variant: Variant
-    scene: Scene
+    item: Item
 
     def keep_owner_key_active(self) -> None:
         """The fuzz may revoke the very key A authenticates with (DELETE /api/keys/{id}/);
@@ -173,8 +173,8 @@ class ApiContext:
             return str(self.owner_key.pk)
         if path.startswith("/api/variants/"):
             return str(self.variant.pk)
-        if path.startswith("/api/scenes/"):
-            return str(self.scene.pk)
+        if path.startswith("/api/items/"):
+            return str(self.item.pk)
         by_action = {"/cancel/": self.pending, "/retry/": self.failed, "/restore/": self.trashed}
         for suffix, generation in by_action.items():
             if path.endswith(suffix):
@@ -189,8 +189,8 @@ class ApiContext:
         return [
             *(str(generation.pk) for generation in self.generations()),
             str(self.variant.pk),
-            str(self.scene.pk),
-            self.scene.asset_key,
+            str(self.item.pk),
+            self.item.asset_key,
             self.owner_key.prefix,
         ]
 
@@ -225,8 +225,8 @@ def _image_generation(owner: Any, *, render: bool = True, **extra: Any) -> Gener
         input={"prompt": "x", "variants": ["a"], "width": 64, "height": 64, **extra},
     )
     if render:
-        for scene_id in pipeline.generation_prepare(generation_id=generation.id):
-            pipeline.scene_render(scene_id=scene_id, claim_token="t")
+        for item_id in pipeline.generation_prepare(generation_id=generation.id):
+            pipeline.item_render(item_id=item_id, claim_token="t")
     generation.refresh_from_db()
     return generation
 
@@ -247,10 +247,10 @@ def api(owner, other_user, monkeypatch, settings):
         owner_key=owner_key,
         completed=completed,
         pending=_image_generation(owner, render=False),
-        failed=_image_generation(owner, fail_scenes=["a:1"]),
+        failed=_image_generation(owner, fail_items=["a:1"]),
         trashed=services.generation_delete(generation=_image_generation(owner)),
         variant=Variant.objects.get(generation=completed),
-        scene=Scene.objects.get(generation=completed),
+        item=Item.objects.get(generation=completed),
     )
     assert [g.status for g in context.generations()] == [
         "completed",
@@ -258,7 +258,7 @@ def api(owner, other_user, monkeypatch, settings):
         "failed",
         "completed",
     ]
-    assert context.scene.asset_key, "the in-process render must have stored the image"
+    assert context.item.asset_key, "the in-process render must have stored the image"
 
     # The WSGI handler runs in this thread, on the test's connection and in its transaction.
     # Its request signals would close that connection (not in autocommit inside the

@@ -71,7 +71,7 @@ class Worker:
                 "DATABASE_URL": test_database_url(),
                 "DATABASE_CONN_MAX_AGE": "0",
                 "SOURCE_FETCH_ALLOW_LOOPBACK": "1",
-                "SCENE_RETRY_BACKOFF_SECONDS": "1",
+                "ITEM_RETRY_BACKOFF_SECONDS": "1",
                 **(env or {}),
             },
             stdout=self._log,

@@ -12,7 +12,7 @@ from generations.models import GenerationKind
 
 @dataclass(frozen=True)
 class ItemRequest:
-    """One item (scene, track or image) to produce."""
+    """One item (item, track or image) to produce."""
 
     kind: str
     model: str

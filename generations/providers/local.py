@@ -1,7 +1,7 @@
 """The built-in provider: renders real media offline, deterministically, so that the
 whole pipeline runs and can be demonstrated without a paid service.
 
-Failure injection in the input (`fail_scenes`, `transient_fail_scenes`, `fail_rate`,
+Failure injection in the input (`fail_items`, `transient_fail_items`, `fail_rate`,
 `delay_ms`) makes partial success, retries and cancellation reproducible.
 """
 
@@ -35,7 +35,7 @@ class LocalProvider(Provider):
         seed = _item_seed(request)
         parameters = request.parameters
         if request.kind == GenerationKind.VIDEO_AD:
-            target = request.workdir / "scene.mp4"
+            target = request.workdir / "item.mp4"
             render_video(
                 target,
                 prompt=request.prompt,
@@ -91,15 +91,15 @@ class LocalProvider(Provider):
         parameters = request.parameters
         refs = {str(request.number), f"{request.variant_label}:{request.number}"}
         ref = f"{request.variant_label}:{request.number}"
-        if refs & set(parameters.get("transient_fail_scenes", [])) and request.attempt == 1:
+        if refs & set(parameters.get("transient_fail_items", [])) and request.attempt == 1:
             raise GenerationError(
-                ErrorCode.PROVIDER_TIMEOUT, f"Injected timeout for {ref} (transient_fail_scenes)."
+                ErrorCode.PROVIDER_TIMEOUT, f"Injected timeout for {ref} (transient_fail_items)."
             )
-        if refs & set(parameters.get("fail_scenes", [])) and request.attempt <= int(
+        if refs & set(parameters.get("fail_items", [])) and request.attempt <= int(
             parameters.get("fail_attempts", 1)
         ):
             raise GenerationError(
-                ErrorCode.PROVIDER_REJECTED, f"Injected failure for {ref} (fail_scenes)."
+                ErrorCode.PROVIDER_REJECTED, f"Injected failure for {ref} (fail_items)."
             )
         fail_rate = float(parameters.get("fail_rate", 0))
         if fail_rate and _unit_interval(parameters["seed"], ref, request.attempt) < fail_rate:

@@ -54,7 +54,7 @@ def render_video(
     with_audio: bool = True,
     checkpoint: Checkpoint | None = None,
 ) -> None:
-    """Write an H.264/AAC MP4 of an animated scene derived from seed, prompt and label.
+    """Write an H.264/AAC MP4 of an animated item derived from seed, prompt and label.
 
     ``checkpoint`` runs every few frames; an exception it raises aborts the render
     and removes the partial file. Width and height must be even (yuv420p).
@@ -65,7 +65,7 @@ def render_video(
         raise ValueError("fps and duration_seconds must be positive")
     frame_count = max(1, round(duration_seconds * fps))
     total_samples = frame_count * _VIDEO_AUDIO_RATE // fps
-    scene = _Scene(prompt=prompt, label=label, seed=seed, width=width, height=height)
+    item = _Item(prompt=prompt, label=label, seed=seed, width=width, height=height)
     chord = _Chord(seed=seed, prompt=prompt, label=label, total_samples=total_samples)
     # bitexact keeps library version strings out of the file; the mp4 muxer only
     # writes a creation time when one is given, so none is set.
@@ -100,7 +100,7 @@ def render_video(
         for index in range(frame_count):
             if checkpoint is not None and index % _CHECKPOINT_EVERY_FRAMES == 0:
                 checkpoint()
-            image = scene.frame(index / fps, progress=(index + 1) / frame_count)
+            image = item.frame(index / fps, progress=(index + 1) / frame_count)
             frame = av.VideoFrame.from_image(image).reformat(format="yuv420p")  # type: ignore[no-untyped-call]
             frame.pts = index
             frame.time_base = Fraction(1, fps)
@@ -154,12 +154,12 @@ def render_image(
     height: int = 576,
     checkpoint: Checkpoint | None = None,
 ) -> None:
-    """Write a PNG of a gradient-and-shapes scene with the prompt and label drawn on it."""
+    """Write a PNG of a gradient-and-shapes item with the prompt and label drawn on it."""
     if width <= 0 or height <= 0:
         raise ValueError(f"image size must be positive, got {width}x{height}")
     if checkpoint is not None:
         checkpoint()
-    image = _Scene(prompt=prompt, label=label, seed=seed, width=width, height=height).frame(0.0)
+    image = _Item(prompt=prompt, label=label, seed=seed, width=width, height=height).frame(0.0)
     with _removed_on_error(target):
         image.save(target, format="PNG")
 
@@ -259,7 +259,7 @@ class _Shape:
         return round(x - self.sprite.width / 2), round(y - self.sprite.height / 2)
 
 
-class _Scene:
+class _Item:
     """A seeded composition that can be drawn at any point in time."""
 
     def __init__(self, *, prompt: str, label: str, seed: int, width: int, height: int) -> None:
@@ -288,7 +288,7 @@ class _Scene:
         self._overlays = _text_overlays(prompt, label, width, height)
 
     def frame(self, seconds: float, *, progress: float | None = None) -> Image.Image:
-        """Draw the scene at ``seconds``; ``progress`` (0..1) adds a progress bar."""
+        """Draw the item at ``seconds``; ``progress`` (0..1) adds a progress bar."""
         angle = math.tau * seconds / self._pan_period
         left = round(self._pan * (1 + math.sin(angle)))
         top = round(self._pan * (1 + math.cos(angle)))

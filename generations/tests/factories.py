@@ -5,7 +5,7 @@ from generations.models import (
     Generation,
     GenerationKind,
     GenerationMetadata,
-    Scene,
+    Item,
     Variant,
 )
 
@@ -29,7 +29,7 @@ class GenerationFactory(factory.django.DjangoModelFactory):
     kind = GenerationKind.VIDEO_AD
     title = factory.Sequence(lambda n: f"Spring campaign {n}")
     prompt = "A bright kitchen, a family cooking pasta together"
-    input = factory.LazyAttribute(lambda gen: {"seed": 7, "variants": ["soft"], "scenes": 1})
+    input = factory.LazyAttribute(lambda gen: {"seed": 7, "variants": ["soft"], "items": 1})
     provider = "local"
     provider_model = "local-render-1"
 
@@ -43,9 +43,9 @@ class VariantFactory(factory.django.DjangoModelFactory):
     position = factory.Sequence(lambda n: n)
 
 
-class SceneFactory(factory.django.DjangoModelFactory):
+class ItemFactory(factory.django.DjangoModelFactory):
     class Meta:
-        model = Scene
+        model = Item
 
     variant = factory.SubFactory(VariantFactory)
     generation = factory.SelfAttribute("variant.generation")

@@ -1,5 +1,5 @@
 """Helpers shared by the tests that drive generations through the real services and the
-pipeline in-process: small inputs, creating and running generations, fake scene results
+pipeline in-process: small inputs, creating and running generations, fake item results
 and the counter checks."""
 
 import io
@@ -10,10 +10,10 @@ from uuid import uuid4
 from django.contrib.auth.models import User
 
 from generations import pipeline
-from generations.models import Generation, Scene, Variant
-from generations.progress import ClaimedScene, SceneResult
+from generations.models import Generation, Item, Variant
+from generations.progress import ClaimedItem, ItemResult
 from generations.services import generation_create
-from generations.states import SceneStatus
+from generations.states import ItemStatus
 
 SMALL_VIDEO_DEFAULT_VARIANTS: dict[str, Any] = {
     "prompt": "A bright kitchen, a family cooking pasta together",
@@ -22,18 +22,18 @@ SMALL_VIDEO_DEFAULT_VARIANTS: dict[str, Any] = {
     "height": 90,
     "fps": 12,
 }
-"""A video ad input that renders in a moment, leaving variants and scene count to the
-defaults (four variants of four scenes)."""
+"""A video ad input that renders in a moment, leaving variants and item count to the
+defaults (four variants of four items)."""
 
 SMALL_VIDEO: dict[str, Any] = {
     **SMALL_VIDEO_DEFAULT_VARIANTS,
     "variants": ["soft", "bold"],
     "scenes_per_variant": 2,
 }
-"""The small video ad with two variants of two scenes: four items."""
+"""The small video ad with two variants of two items: four items."""
 
-SCENE_COST = Decimal("0.0100")
-"""The cost `scene_result` reports for one scene."""
+ITEM_COST = Decimal("0.0100")
+"""The cost `item_result` reports for one item."""
 
 
 def create_video(owner: User, *, title: str = "", **overrides: Any) -> Generation:
@@ -64,42 +64,42 @@ def prepare(generation: Generation) -> Generation:
 
 
 def processing_video(owner: User, **overrides: Any) -> Generation:
-    """A video ad (see `create_video`) whose stages have run, with every scene queued."""
+    """A video ad (see `create_video`) whose stages have run, with every item queued."""
     return prepare(create_video(owner, **overrides))
 
 
 def run_pipeline(generation: Generation) -> Generation:
-    """What the worker does for one delivery of the generation and of each scene it
+    """What the worker does for one delivery of the generation and of each item it
     queues; the generation is reloaded."""
-    for scene_id in pipeline.generation_prepare(generation_id=generation.id):
-        pipeline.scene_render(scene_id=scene_id, claim_token=str(uuid4()))
+    for item_id in pipeline.generation_prepare(generation_id=generation.id):
+        pipeline.item_render(item_id=item_id, claim_token=str(uuid4()))
     generation.refresh_from_db()
     return generation
 
 
-def scene_of(generation: Generation, label: str, number: int) -> Scene:
-    """Scene `number` of the variant `label`, with its variant loaded."""
-    return Scene.objects.select_related("variant").get(
+def item_of(generation: Generation, label: str, number: int) -> Item:
+    """Item `number` of the variant `label`, with its variant loaded."""
+    return Item.objects.select_related("variant").get(
         generation=generation, variant__label=label, number=number
     )
 
 
-def scene_result(scene: Scene | ClaimedScene) -> SceneResult:
-    """What a provider would report for `scene`, stored at its usual keys, without
+def item_result(item: Item | ClaimedItem) -> ItemResult:
+    """What a provider would report for `item`, stored at its usual keys, without
     rendering anything."""
-    label = scene.variant_label if isinstance(scene, ClaimedScene) else scene.variant.label
-    prefix = f"generations/{scene.generation_id}/{label}/"
-    return SceneResult(
-        asset_key=f"{prefix}scene_{scene.number}.mp4",
-        thumbnail_key=f"{prefix}scene_{scene.number}_thumb.jpg",
+    label = item.variant_label if isinstance(item, ClaimedItem) else item.variant.label
+    prefix = f"generations/{item.generation_id}/{label}/"
+    return ItemResult(
+        asset_key=f"{prefix}scene_{item.number}.mp4",
+        thumbnail_key=f"{prefix}scene_{item.number}_thumb.jpg",
         content_type="video/mp4",
         file_size=1000,
         checksum="a" * 64,
         duration_seconds=1.0,
         width=160,
         height=90,
-        cost=SCENE_COST,
-        provider_job_id=f"job-{scene.number}",
+        cost=ITEM_COST,
+        provider_job_id=f"job-{item.number}",
         provider_status="succeeded",
     )
 
@@ -114,24 +114,24 @@ def variant_status_by_label(generation: Generation) -> dict[str, str]:
     return dict(Variant.objects.filter(generation=generation).values_list("label", "status"))
 
 
-def scene_statuses(generation: Generation) -> set[str]:
-    """The distinct statuses of the generation's scenes."""
-    return set(Scene.objects.filter(generation=generation).values_list("status", flat=True))
+def item_statuses(generation: Generation) -> set[str]:
+    """The distinct statuses of the generation's items."""
+    return set(Item.objects.filter(generation=generation).values_list("status", flat=True))
 
 
-def assert_counters_match_scenes(generation: Generation) -> None:
+def assert_counters_match_items(generation: Generation) -> None:
     """The generation's and each variant's counters, and the generation's cost, equal what
-    its scene rows say. Reloads `generation`."""
+    its item rows say. Reloads `generation`."""
     generation.refresh_from_db()
-    scenes = Scene.objects.filter(generation=generation)
-    assert generation.completed_items == scenes.filter(status=SceneStatus.COMPLETED).count()
-    assert generation.failed_items == scenes.filter(status=SceneStatus.FAILED).count()
-    assert generation.cancelled_items == scenes.filter(status=SceneStatus.CANCELLED).count()
+    items = Item.objects.filter(generation=generation)
+    assert generation.completed_items == items.filter(status=ItemStatus.COMPLETED).count()
+    assert generation.failed_items == items.filter(status=ItemStatus.FAILED).count()
+    assert generation.cancelled_items == items.filter(status=ItemStatus.CANCELLED).count()
     assert generation.actual_cost == sum(
-        (scene.cost for scene in scenes.filter(status=SceneStatus.COMPLETED)), Decimal(0)
+        (item.cost for item in items.filter(status=ItemStatus.COMPLETED)), Decimal(0)
     )
     for variant in Variant.objects.filter(generation=generation):
-        mine = scenes.filter(variant=variant)
-        assert variant.scenes_completed == mine.filter(status=SceneStatus.COMPLETED).count()
-        assert variant.scenes_failed == mine.filter(status=SceneStatus.FAILED).count()
-        assert variant.scenes_cancelled == mine.filter(status=SceneStatus.CANCELLED).count()
+        mine = items.filter(variant=variant)
+        assert variant.completed_items == mine.filter(status=ItemStatus.COMPLETED).count()
+        assert variant.failed_items == mine.filter(status=ItemStatus.FAILED).count()
+        assert variant.cancelled_items == mine.filter(status=ItemStatus.CANCELLED).count()

@@ -1,4 +1,4 @@
-"""The staff admin for generations, variants and scenes: lists (columns, filters, search,
+"""The staff admin for generations, variants and items: lists (columns, filters, search,
 counts, a constant number of queries), read-only change pages with players, every action
 with its refusals, messages and admin log entries, and the permission limits."""
 
@@ -16,24 +16,24 @@ from django.utils import timezone
 
 from generations import admin_actions
 from generations.admin import GenerationAdmin
-from generations.admin_items import SceneAdmin
+from generations.admin_items import ItemAdmin
 from generations.admin_lists import EstimatedCountPaginator, table_row_estimate
-from generations.models import Generation, GenerationKind, Scene, Variant
-from generations.progress import scene_claim
+from generations.models import Generation, GenerationKind, Item, Variant
+from generations.progress import item_claim
 from generations.services import generation_delete
-from generations.states import GenerationStatus, SceneStatus
+from generations.states import GenerationStatus, ItemStatus
 from generations.tests.factories import (
     GenerationFactory,
     GenerationMetadataFactory,
-    SceneFactory,
+    ItemFactory,
     UserFactory,
     VariantFactory,
 )
 from generations.tests.pipeline_helpers import (
     create_video,
+    item_of,
     processing_video,
     run_pipeline,
-    scene_of,
 )
 from storage.keys import generation_prefix
 from storage.services import object_keys
@@ -41,7 +41,7 @@ from storage.services import object_keys
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = reverse("admin:generations_generation_changelist")
-SCENES = reverse("admin:generations_scene_changelist")
+ITEMS = reverse("admin:generations_item_changelist")
 VARIANTS = reverse("admin:generations_variant_changelist")
 
 
@@ -86,7 +86,7 @@ def support(client, staff_user):
         *(
             f"{verb}_{model}"
             for verb in ("view", "change", "delete")
-            for model in ("generation", "variant", "scene")
+            for model in ("generation", "variant", "item")
         ),
     )
     client.force_login(staff_user)
@@ -95,21 +95,21 @@ def support(client, staff_user):
 
 @pytest.fixture
 def viewer(client):
-    """A staff member who may only view generations, variants and scenes."""
+    """A staff member who may only view generations, variants and items."""
     user = UserFactory(username="viewer", is_staff=True)
-    grant(user, "view_generation", "view_variant", "view_scene")
+    grant(user, "view_generation", "view_variant", "view_item")
     client.force_login(user)
     client.user = user
     return client
 
 
-def completed_scene(generation=None, *, number=1, **fields):
+def completed_item(generation=None, *, number=1, **fields):
     variant = VariantFactory(generation=generation or GenerationFactory())
     prefix = f"generations/{variant.generation_id}/{variant.label}"
-    return SceneFactory(
+    return ItemFactory(
         variant=variant,
         number=number,
-        status=SceneStatus.COMPLETED,
+        status=ItemStatus.COMPLETED,
         asset_key=f"{prefix}/scene_{number}.mp4",
         thumbnail_key=f"{prefix}/scene_{number}_thumb.jpg",
         duration_seconds=1.0,
@@ -285,7 +285,7 @@ def test_date_hierarchy_links_come_from_the_first_and_last_dates(admin_client, a
     [
         ("__id__", ["speech"]),
         ("__variant__", ["failed"]),
-        ("__scene__", ["failed"]),
+        ("__item__", ["failed"]),
         ("lighthouse", ["failed"]),
         ("LIGHTHOUSE IN", ["failed"]),
         ("other", ["speech", "other_provider"]),
@@ -296,11 +296,11 @@ def test_date_hierarchy_links_come_from_the_first_and_last_dates(admin_client, a
     ],
 )
 def test_changelist_search(admin_client, assorted, term, expected):
-    scene = SceneFactory(variant=VariantFactory(generation=assorted["failed"]))
+    item = ItemFactory(variant=VariantFactory(generation=assorted["failed"]))
     term = {
         "__id__": str(assorted["speech"].pk),
-        "__variant__": str(scene.variant_id),
-        "__scene__": str(scene.pk).upper(),
+        "__variant__": str(item.variant_id),
+        "__item__": str(item.pk).upper(),
     }.get(term, term)
 
     response = admin_client.get(CHANGELIST, {"q": term})
@@ -331,7 +331,7 @@ def test_changelist_queries_do_not_grow_with_the_page(
     owners = [UserFactory() for _ in range(3)]
     generations = GenerationFactory.create_batch(rows, owner=factory.Iterator(owners))
     for generation in generations[::3]:
-        completed_scene(generation)
+        completed_item(generation)
     monkeypatch.setattr(GenerationAdmin, "list_per_page", per_page)
     # session, user, table estimate (PostgreSQL), capped count, page, date bounds
     expected = 6 if connection.vendor == "postgresql" else 5
@@ -408,7 +408,7 @@ def test_table_estimate_reads_pg_class_after_analyze():
 def test_change_page_is_read_only_with_variants_items_metadata_and_lineage(
     admin_client, owner, django_assert_max_num_queries
 ):
-    parent = run_pipeline(create_video(owner, title="First cut", fail_scenes=["bold:2"]))
+    parent = run_pipeline(create_video(owner, title="First cut", fail_items=["bold:2"]))
     child = GenerationFactory(owner=owner, parent=parent, title="Second cut")
 
     with django_assert_max_num_queries(9):
@@ -437,7 +437,7 @@ def test_change_page_is_read_only_with_variants_items_metadata_and_lineage(
     assert change_url(parent) in child_page
     # The items and regenerations link to their lists.
     assert f"?generation__id__exact={parent.pk}" in page
-    items = admin_client.get(SCENES, {"generation__id__exact": parent.pk})
+    items = admin_client.get(ITEMS, {"generation__id__exact": parent.pk})
     assert len(listed(items)) == 4
 
 
@@ -473,10 +473,10 @@ def test_change_page_refuses_a_post(admin_client):
     ],
 )
 def test_change_page_plays_each_kind(admin_client, kind, markup):
-    scene = completed_scene(GenerationFactory(kind=kind))
-    GenerationMetadataFactory(generation=scene.generation, analysis={"source": {"frames": 3}})
+    item = completed_item(GenerationFactory(kind=kind))
+    GenerationMetadataFactory(generation=item.generation, analysis={"source": {"frames": 3}})
 
-    page = admin_client.get(change_url(scene.generation)).content.decode()
+    page = admin_client.get(change_url(item.generation)).content.decode()
 
     assert markup in page
     assert "&quot;frames&quot;: 3" in page
@@ -535,7 +535,7 @@ def test_cancel_groups_distinct_refusals(support, owner):
 
 
 def test_retry_requeues_failed_items(support, staff_user, owner, sent):
-    partial = run_pipeline(create_video(owner, fail_scenes=["soft:2"]))
+    partial = run_pipeline(create_video(owner, fail_items=["soft:2"]))
     completed = run_pipeline(create_video(owner))
 
     response = act(support, "retry_failed", [partial, completed])
@@ -544,7 +544,7 @@ def test_retry_requeues_failed_items(support, staff_user, owner, sent):
         "Retried 1 generation (1 item queued); 1 could not be retried: A completed generation "
         "has nothing to retry."
     ]
-    assert scene_of(partial, "soft", 2).status == SceneStatus.QUEUED
+    assert item_of(partial, "soft", 2).status == ItemStatus.QUEUED
     assert Generation.objects.get(pk=partial.pk).status == GenerationStatus.PROCESSING
     assert log_messages(staff_user) == {str(partial.pk): "Retried 1 item"}
 
@@ -646,7 +646,7 @@ def test_purge_confirmed_removes_objects_and_rows_and_logs(support, staff_user, 
         "Purged 1 generation; 1 could not be purged: Not in the trash; move it to the trash first."
     ]
     assert not Generation.objects.filter(pk=trashed.pk).exists()
-    assert not Scene.objects.filter(generation_id=trashed.pk).exists()
+    assert not Item.objects.filter(generation_id=trashed.pk).exists()
     assert not Variant.objects.filter(generation_id=trashed.pk).exists()
     assert list(object_keys(generation_prefix(trashed.pk))) == []
     assert Generation.objects.get(pk=child.pk).parent_id is None
@@ -657,7 +657,7 @@ def test_purge_confirmed_removes_objects_and_rows_and_logs(support, staff_user, 
 
 def test_purge_refuses_a_generation_still_writing(support, owner):
     generation = processing_video(owner)
-    scene_claim(scene_id=scene_of(generation, "soft", 1).pk, claim_token="worker-1")
+    item_claim(item_id=item_of(generation, "soft", 1).pk, claim_token="worker-1")
     generation = generation_delete(generation=generation)
 
     response = act(support, "purge_now", [generation], post="yes")
@@ -739,20 +739,20 @@ def test_support_staff_see_every_action(support):
 def test_non_staff_are_sent_to_the_login(client, owner):
     client.force_login(owner)
 
-    for url in (CHANGELIST, SCENES, VARIANTS):
+    for url in (CHANGELIST, ITEMS, VARIANTS):
         response = client.get(url)
         assert response.status_code == 302
         assert "/login/" in response["Location"]
 
 
-# Variants and scenes ------------------------------------------------------------------
+# Variants and items ------------------------------------------------------------------
 
 
-def test_scene_list_shows_items_with_links_and_filters(admin_client):
-    done = completed_scene(GenerationFactory(title="Kitchen"))
-    failed = SceneFactory(status=SceneStatus.FAILED, error_code="provider_error")
+def test_item_list_shows_items_with_links_and_filters(admin_client):
+    done = completed_item(GenerationFactory(title="Kitchen"))
+    failed = ItemFactory(status=ItemStatus.FAILED, error_code="provider_error")
 
-    response = admin_client.get(SCENES)
+    response = admin_client.get(ITEMS)
 
     assert response.status_code == 200
     assert set(listed(response)) == {done.pk, failed.pk}
@@ -761,78 +761,78 @@ def test_scene_list_shows_items_with_links_and_filters(admin_client):
     assert change_url(done.variant) in page
     assert '<span class="gv-badge gv-badge--failed">Failed</span>' in page
     assert "160×90" in page  # noqa: RUF001 (the dimension sign)
-    retrying = SceneFactory(status=SceneStatus.QUEUED, error_code="provider_error", attempts=1)
-    assert listed(admin_client.get(SCENES, {"status__exact": "failed"})) == [failed.pk]
-    # Failed with that code: a scene queued again after that error is not a failure.
-    assert listed(admin_client.get(SCENES, {"error_code": "provider_error"})) == [failed.pk]
-    assert retrying.pk in listed(admin_client.get(SCENES, {"status__exact": "queued"}))
+    retrying = ItemFactory(status=ItemStatus.QUEUED, error_code="provider_error", attempts=1)
+    assert listed(admin_client.get(ITEMS, {"status__exact": "failed"})) == [failed.pk]
+    # Failed with that code: a item queued again after that error is not a failure.
+    assert listed(admin_client.get(ITEMS, {"error_code": "provider_error"})) == [failed.pk]
+    assert retrying.pk in listed(admin_client.get(ITEMS, {"status__exact": "queued"}))
 
 
-@pytest.mark.parametrize("which", ["scene", "variant", "generation", "words"])
-def test_scene_search_is_by_id(admin_client, which):
-    scene = SceneFactory()
-    SceneFactory()
+@pytest.mark.parametrize("which", ["item", "variant", "generation", "words"])
+def test_item_search_is_by_id(admin_client, which):
+    item = ItemFactory()
+    ItemFactory()
     term = {
-        "scene": str(scene.pk),
-        "variant": str(scene.variant_id),
-        "generation": str(scene.generation_id),
+        "item": str(item.pk),
+        "variant": str(item.variant_id),
+        "generation": str(item.generation_id),
         "words": "steam rising",
     }[which]
 
-    found = listed(admin_client.get(SCENES, {"q": term}))
+    found = listed(admin_client.get(ITEMS, {"q": term}))
 
-    assert found == ([] if which == "words" else [scene.pk])
+    assert found == ([] if which == "words" else [item.pk])
 
 
 @pytest.mark.parametrize(("per_page", "rows"), [(10, 12), (100, 120)])
-def test_scene_list_queries_do_not_grow_with_the_page(
+def test_item_list_queries_do_not_grow_with_the_page(
     admin_client, django_assert_num_queries, monkeypatch, per_page, rows
 ):
     generation = GenerationFactory()
     variant = VariantFactory(generation=generation)
     for number in range(1, rows + 1):
-        completed_scene(generation, number=number) if number % 2 else SceneFactory(
+        completed_item(generation, number=number) if number % 2 else ItemFactory(
             variant=variant, number=number
         )
-    monkeypatch.setattr(SceneAdmin, "list_per_page", per_page)
+    monkeypatch.setattr(ItemAdmin, "list_per_page", per_page)
     # session, user, table estimate (PostgreSQL), capped count, page
     expected = 5 if connection.vendor == "postgresql" else 4
 
     with django_assert_num_queries(expected):
-        response = admin_client.get(SCENES)
+        response = admin_client.get(ITEMS)
 
     assert len(response.context["cl"].result_list) == per_page
 
 
-def test_scene_list_is_ordered_by_its_unique_index(admin_client):
-    response = admin_client.get(SCENES)
+def test_item_list_is_ordered_by_its_unique_index(admin_client):
+    response = admin_client.get(ITEMS)
 
     sql = str(response.context["cl"].queryset.query)
     order = sql[sql.index("ORDER BY") :]
     assert order.startswith(
-        'ORDER BY "generations_scene"."variant_id" ASC, "generations_scene"."number" ASC'
+        'ORDER BY "generations_item"."variant_id" ASC, "generations_item"."number" ASC'
     )
     assert '"id"' not in order
 
 
-def test_scene_page_shows_its_player_read_only(admin_client):
-    scene = completed_scene(provider_job_id="job-7")
+def test_item_page_shows_its_player_read_only(admin_client):
+    item = completed_item(provider_job_id="job-7")
 
-    response = admin_client.get(change_url(scene))
+    response = admin_client.get(change_url(item))
 
     assert response.status_code == 200
     assert response.context["adminform"].form.fields == {}
     page = response.content.decode()
     assert '<video class="gv-player" controls preload="none"' in page
     assert "job-7" in page
-    assert admin_client.post(change_url(scene), {}).status_code == 403
+    assert admin_client.post(change_url(item), {}).status_code == 403
 
 
 def test_variant_list_and_page(admin_client):
-    scene = completed_scene()
-    variant = scene.variant
+    item = completed_item()
+    variant = item.variant
     Variant.objects.filter(pk=variant.pk).update(
-        status=GenerationStatus.COMPLETED, total_scenes=1, scenes_completed=1
+        status=GenerationStatus.COMPLETED, total_items=1, completed_items=1
     )
     other = VariantFactory(status=GenerationStatus.FAILED, error_code="internal")
 
@@ -848,16 +848,16 @@ def test_variant_list_and_page(admin_client):
     assert '<video class="gv-player" controls preload="none"' in page
     assert change_url(variant.generation) in page
     assert admin_client.get(reverse("admin:generations_variant_add")).status_code == 403
-    assert admin_client.get(reverse("admin:generations_scene_add")).status_code == 403
+    assert admin_client.get(reverse("admin:generations_item_add")).status_code == 403
 
 
-def test_view_only_staff_see_variant_and_scene_pages(viewer):
-    scene = completed_scene()
+def test_view_only_staff_see_variant_and_item_pages(viewer):
+    item = completed_item()
 
-    assert viewer.get(SCENES).status_code == 200
+    assert viewer.get(ITEMS).status_code == 200
     assert viewer.get(VARIANTS).status_code == 200
-    assert viewer.get(change_url(scene)).status_code == 200
-    assert viewer.get(change_url(scene.variant)).status_code == 200
+    assert viewer.get(change_url(item)).status_code == 200
+    assert viewer.get(change_url(item.variant)).status_code == 200
 
 
 def test_cost_columns_show_estimate_and_actual(admin_client):

@@ -13,9 +13,9 @@ from django.utils import timezone
 
 from generations.admin_dashboard import QueueDepth, queue_depth
 from generations.errors import ErrorCode
-from generations.models import Generation, Scene
-from generations.states import GenerationStatus, SceneStatus
-from generations.tests.factories import GenerationFactory, SceneFactory, UserFactory
+from generations.models import Generation, Item
+from generations.states import GenerationStatus, ItemStatus
+from generations.tests.factories import GenerationFactory, ItemFactory, UserFactory
 from generations.tests.pipeline_helpers import create_video, processing_video
 from tests.tiers import TIER, services_required
 
@@ -27,7 +27,7 @@ DASHBOARD = reverse("admin:generations_generation_dashboard")
 @pytest.fixture
 def staff_client(client, staff_user):
     staff_user.user_permissions.add(
-        *Permission.objects.filter(codename__in=["view_generation", "view_scene"])
+        *Permission.objects.filter(codename__in=["view_generation", "view_item"])
     )
     client.force_login(staff_user)
     return client
@@ -49,22 +49,22 @@ def put_message(folder, queue):
     (folder / f"1700000000000_{uuid.uuid4()}.{queue}.msg").write_bytes(b"{}")
 
 
-def stuck_scene(generation, *, minutes_over):
-    scene = Scene.objects.filter(generation=generation).order_by("variant__position", "number")[0]
+def stuck_item(generation, *, minutes_over):
+    item = Item.objects.filter(generation=generation).order_by("variant__position", "number")[0]
     started = timezone.now() - timedelta(minutes=15 + minutes_over)
-    Scene.objects.filter(pk=scene.pk).update(
-        status=SceneStatus.PROCESSING, started_at=started, attempts=1
+    Item.objects.filter(pk=item.pk).update(
+        status=ItemStatus.PROCESSING, started_at=started, attempts=1
     )
-    return scene
+    return item
 
 
-def failed_scene(*, code, ago):
+def failed_item(*, code, ago):
     when = timezone.now() - ago
-    scene = SceneFactory(status=SceneStatus.FAILED, error_code=code, completed_at=when)
-    Generation.objects.filter(pk=scene.generation_id).update(
+    item = ItemFactory(status=ItemStatus.FAILED, error_code=code, completed_at=when)
+    Generation.objects.filter(pk=item.generation_id).update(
         status=GenerationStatus.FAILED, updated_at=when
     )
-    return scene
+    return item
 
 
 # Access
@@ -135,48 +135,48 @@ def test_generations_in_flight_with_live_counters(staff_client, owner, file_brok
 
 def test_stuck_items_are_counted_and_listed(staff_client, owner, file_broker):
     generation = processing_video(owner)
-    lost = stuck_scene(generation, minutes_over=5)
-    Scene.objects.filter(generation=generation).exclude(pk=lost.pk).filter(
+    lost = stuck_item(generation, minutes_over=5)
+    Item.objects.filter(generation=generation).exclude(pk=lost.pk).filter(
         variant__label="bold", number=1
-    ).update(status=SceneStatus.PROCESSING, started_at=timezone.now())  # within its lease
+    ).update(status=ItemStatus.PROCESSING, started_at=timezone.now())  # within its lease
     stale = create_video(owner, title="Never picked up")
     Generation.objects.filter(pk=stale.pk).update(created_at=timezone.now() - timedelta(minutes=10))
     create_video(owner, title="Just submitted")
 
     response = staff_client.get(DASHBOARD)
 
-    assert response.context["stuck_scene_count"] == 1
-    assert [scene.pk for scene in response.context["stuck_scenes"]] == [lost.pk]
+    assert response.context["stuck_item_count"] == 1
+    assert [item.pk for item in response.context["stuck_items"]] == [lost.pk]
     assert response.context["stuck_pending_count"] == 1
     assert [g.pk for g in response.context["stuck_pending"]] == [stale.pk]
     page = response.content.decode()
-    assert reverse("admin:generations_scene_change", args=[lost.pk]) in page
+    assert reverse("admin:generations_item_change", args=[lost.pk]) in page
     assert "Never picked up" in page
-    # The scene list shows the same stuck items.
+    # The item list shows the same stuck items.
     assert "?stuck=yes" in page
-    scenes = staff_client.get(reverse("admin:generations_scene_changelist"), {"stuck": "yes"})
-    assert [scene.pk for scene in scenes.context["cl"].result_list] == [lost.pk]
+    items = staff_client.get(reverse("admin:generations_item_changelist"), {"stuck": "yes"})
+    assert [item.pk for item in items.context["cl"].result_list] == [lost.pk]
 
 
 def test_stuck_counts_past_the_list_are_counted(staff_client, owner, file_broker, monkeypatch):
     monkeypatch.setattr("generations.admin_dashboard.STUCK_LIMIT", 2)
     generation = processing_video(owner)
-    Scene.objects.filter(generation=generation).update(
-        status=SceneStatus.PROCESSING, started_at=timezone.now() - timedelta(hours=2)
+    Item.objects.filter(generation=generation).update(
+        status=ItemStatus.PROCESSING, started_at=timezone.now() - timedelta(hours=2)
     )
 
     response = staff_client.get(DASHBOARD)
 
-    assert len(response.context["stuck_scenes"]) == 2
-    assert response.context["stuck_scene_count"] == 4
+    assert len(response.context["stuck_items"]) == 2
+    assert response.context["stuck_item_count"] == 4
 
 
 def test_failure_codes_of_the_last_24_hours(staff_client, file_broker):
     for _ in range(3):
-        failed_scene(code=ErrorCode.PROVIDER_TIMEOUT, ago=timedelta(hours=2))
-    failed_scene(code=ErrorCode.INVALID_INPUT, ago=timedelta(hours=23))
-    failed_scene(code=ErrorCode.INTERNAL, ago=timedelta(hours=30))
-    SceneFactory(status=SceneStatus.COMPLETED, completed_at=timezone.now())
+        failed_item(code=ErrorCode.PROVIDER_TIMEOUT, ago=timedelta(hours=2))
+    failed_item(code=ErrorCode.INVALID_INPUT, ago=timedelta(hours=23))
+    failed_item(code=ErrorCode.INTERNAL, ago=timedelta(hours=30))
+    ItemFactory(status=ItemStatus.COMPLETED, completed_at=timezone.now())
 
     response = staff_client.get(DASHBOARD)
 
@@ -204,19 +204,19 @@ def test_dashboard_queries_are_bounded(
     monkeypatch.setattr("generations.admin_dashboard.STUCK_LIMIT", 2)
     for _ in range(3):
         generation = processing_video(owner)
-        stuck_scene(generation, minutes_over=1)
+        stuck_item(generation, minutes_over=1)
         stale = create_video(UserFactory())
         Generation.objects.filter(pk=stale.pk).update(
             created_at=timezone.now() - timedelta(hours=1)
         )
-        failed_scene(code=ErrorCode.PROVIDER_ERROR, ago=timedelta(hours=1))
+        failed_item(code=ErrorCode.PROVIDER_ERROR, ago=timedelta(hours=1))
 
-    # session, user, totals, stuck scenes and their count, stuck pending and their
+    # session, user, totals, stuck items and their count, stuck pending and their
     # count, in flight, failure codes
     with django_assert_max_num_queries(9):
         response = admin_client.get(DASHBOARD)
 
-    assert response.context["stuck_scene_count"] == 3
+    assert response.context["stuck_item_count"] == 3
     assert response.context["stuck_pending_count"] == 3
 
 

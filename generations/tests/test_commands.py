@@ -7,7 +7,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from generations.models import Generation
-from generations.tests.factories import SceneFactory, UserFactory
+from generations.tests.factories import ItemFactory, UserFactory
 from storage.services import object_exists, object_save
 
 pytestmark = pytest.mark.django_db
@@ -65,17 +65,17 @@ def test_generate_without_any_superuser_says_what_to_do(sent):
 
 
 def test_repair_storage_reports_and_fixes_orphans_only_with_fix():
-    scene = SceneFactory(
+    item = ItemFactory(
         status="completed",
         asset_key="",
         thumbnail_key="",
         variant__label="soft",
         variant__generation__status="completed",
     )
-    generation_id = scene.generation_id
+    generation_id = item.generation_id
     kept = f"generations/{generation_id}/soft/scene_1.mp4"
     missing = f"generations/{generation_id}/soft/scene_1_thumb.jpg"
-    type(scene).objects.filter(id=scene.id).update(asset_key=kept, thumbnail_key=missing)
+    type(item).objects.filter(id=item.id).update(asset_key=kept, thumbnail_key=missing)
     object_save(key=kept, content=io.BytesIO(b"video"))
     stray = f"generations/{generation_id}/soft/scene_9.mp4"
     unknown = f"generations/{uuid.uuid4()}/soft/scene_1.mp4"
@@ -100,8 +100,8 @@ def test_repair_storage_reports_and_fixes_orphans_only_with_fix():
 
 
 def test_repair_storage_leaves_running_generations_alone():
-    scene = SceneFactory(status="processing", variant__label="soft")
-    in_flight = f"generations/{scene.generation_id}/soft/scene_1.mp4"
+    item = ItemFactory(status="processing", variant__label="soft")
+    in_flight = f"generations/{item.generation_id}/soft/scene_1.mp4"
     object_save(key=in_flight, content=io.BytesIO(b"being written"))
 
     report = _run("repair_storage", "--fix")
@@ -111,9 +111,9 @@ def test_repair_storage_leaves_running_generations_alone():
 
 
 def test_purge_deleted_counts_then_purges():
-    expired = SceneFactory().generation
+    expired = ItemFactory().generation
     Generation.objects.filter(id=expired.id).update(deleted_at=timezone.now() - timedelta(days=90))
-    recent = SceneFactory().generation
+    recent = ItemFactory().generation
     Generation.objects.filter(id=recent.id).update(deleted_at=timezone.now())
 
     assert "1 generations are past retention" in _run("purge_deleted", "--dry-run")

@@ -34,8 +34,8 @@ def test_video_ad_defaults():
     assert (snapshot["width"], snapshot["height"], snapshot["fps"]) == (640, 360, 24)
     assert snapshot["prompt"] == PROMPT
     assert snapshot["source_url"] == ""
-    assert snapshot["fail_scenes"] == []
-    assert snapshot["transient_fail_scenes"] == []
+    assert snapshot["fail_items"] == []
+    assert snapshot["transient_fail_items"] == []
     assert snapshot["fail_attempts"] == 1
     assert snapshot["fail_rate"] == 0.0
     assert snapshot["delay_ms"] == 0
@@ -77,9 +77,9 @@ def test_given_values_are_kept():
         "width": 160,
         "height": 90,
         "fps": 12,
-        "fail_scenes": ["a:1", 2],
+        "fail_items": ["a:1", 2],
         "fail_attempts": 3,
-        "transient_fail_scenes": ["B:2"],
+        "transient_fail_items": ["B:2"],
         "fail_rate": 0.5,
         "delay_ms": 250,
     }
@@ -89,8 +89,8 @@ def test_given_values_are_kept():
     assert snapshot["scene_seconds"] == 1.0
     assert isinstance(snapshot["scene_seconds"], float)
     assert (snapshot["width"], snapshot["height"], snapshot["fps"]) == (160, 90, 12)
-    assert snapshot["fail_scenes"] == ["a:1", "2"]
-    assert snapshot["transient_fail_scenes"] == ["b:2"]
+    assert snapshot["fail_items"] == ["a:1", "2"]
+    assert snapshot["transient_fail_items"] == ["b:2"]
     assert snapshot["fail_attempts"] == 3
     assert snapshot["fail_rate"] == 0.5
     assert snapshot["delay_ms"] == 250
@@ -303,7 +303,7 @@ def test_most_variants_allowed():
 # Item references -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("field", ["fail_scenes", "transient_fail_scenes"])
+@pytest.mark.parametrize("field", ["fail_items", "transient_fail_items"])
 @pytest.mark.parametrize("ref", ["soft:0", "soft:x", "0", "-1", "soft", "", "1.5", True, ":2"])
 def test_bad_item_reference_is_refused(field, ref):
     errors = _errors("video_ad", {"prompt": PROMPT, field: ["soft:1", ref]})
@@ -313,7 +313,7 @@ def test_bad_item_reference_is_refused(field, ref):
     assert "is not an item reference" in errors[field][0]
 
 
-@pytest.mark.parametrize("field", ["fail_scenes", "transient_fail_scenes"])
+@pytest.mark.parametrize("field", ["fail_items", "transient_fail_items"])
 def test_item_references_must_be_a_list(field):
     errors = _errors("video_ad", {"prompt": PROMPT, field: "soft:1"})
 
@@ -399,7 +399,7 @@ def test_every_error_is_collected_at_once():
     raw = {
         "seed": -5,
         "variants": ["soft", "soft"],
-        "fail_scenes": ["nope"],
+        "fail_items": ["nope"],
         "fail_rate": 2,
         "scenes_per_variant": 99,
         "scene_seconds": "long",
@@ -414,7 +414,7 @@ def test_every_error_is_collected_at_once():
     assert set(errors) == {
         "seed",
         "variants",
-        "fail_scenes",
+        "fail_items",
         "fail_rate",
         "scenes_per_variant",
         "scene_seconds",

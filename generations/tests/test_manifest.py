@@ -15,21 +15,21 @@ from generations.manifest import (
     generation_archive_entries,
     generation_manifest,
 )
-from generations.models import Generation, Scene
+from generations.models import Generation, Item
 from generations.services import generation_create, generation_delete, generation_regenerate
-from generations.states import GenerationStatus, SceneStatus
+from generations.states import GenerationStatus, ItemStatus
 from storage.archive import stream_zip
 from storage.services import object_open
 
 pytestmark = pytest.mark.django_db
 
-IMAGES = {"prompt": "x", "variants": ["a", "b"], "width": 64, "height": 64, "fail_scenes": ["b:1"]}
+IMAGES = {"prompt": "x", "variants": ["a", "b"], "width": 64, "height": 64, "fail_items": ["b:1"]}
 MANIFEST_QUERIES = 4
 
 
 def _render(generation):
-    for scene_id in pipeline.generation_prepare(generation_id=generation.id):
-        pipeline.scene_render(scene_id=scene_id, claim_token="t")
+    for item_id in pipeline.generation_prepare(generation_id=generation.id):
+        pipeline.item_render(item_id=item_id, claim_token="t")
     generation.refresh_from_db()
     return generation
 
@@ -45,11 +45,11 @@ def _stored(key):
         return stored.read()
 
 
-def _scenes_by_path(manifest):
+def _items_by_path(manifest):
     return {
-        (variant["label"], scene["number"]): scene
+        (variant["label"], item["number"]): item
         for variant in manifest["variants"]
-        for scene in variant["scenes"]
+        for item in variant["items"]
     }
 
 
@@ -87,21 +87,21 @@ def test_manifest_lists_variants_in_order_with_their_items(images):
 
     assert [variant["label"] for variant in manifest["variants"]] == ["a", "b"]
     first, second = manifest["variants"]
-    assert (first["status"], first["scenes_completed"], first["scenes_failed"]) == (
+    assert (first["status"], first["completed_items"], first["failed_items"]) == (
         GenerationStatus.COMPLETED,
         1,
         0,
     )
-    assert (second["status"], second["scenes_completed"], second["scenes_failed"]) == (
+    assert (second["status"], second["completed_items"], second["failed_items"]) == (
         GenerationStatus.FAILED,
         0,
         1,
     )
-    completed = Scene.objects.get(generation=images, variant__label="a", number=1)
-    assert first["scenes"] == [
+    completed = Item.objects.get(generation=images, variant__label="a", number=1)
+    assert first["items"] == [
         {
             "number": 1,
-            "status": SceneStatus.COMPLETED,
+            "status": ItemStatus.COMPLETED,
             "prompt": completed.prompt,
             "file": "a/scene_1.png",
             "thumbnail": "a/scene_1_thumb.jpg",
@@ -120,13 +120,13 @@ def test_manifest_lists_variants_in_order_with_their_items(images):
 
 
 def test_failed_items_have_no_file(images):
-    failed = _scenes_by_path(generation_manifest(images))[("b", 1)]
+    failed = _items_by_path(generation_manifest(images))[("b", 1)]
 
-    assert failed["status"] == SceneStatus.FAILED
+    assert failed["status"] == ItemStatus.FAILED
     assert failed["file"] is None
     assert failed["thumbnail"] is None
     assert failed["error_code"] == "provider_rejected"
-    assert "fail_scenes" in failed["error_message"]
+    assert "fail_items" in failed["error_message"]
 
 
 def test_manifest_is_json(images):
@@ -165,7 +165,7 @@ def test_manifest_queries_do_not_grow_with_items(images, owner, django_assert_ma
 
 
 def test_archive_holds_the_stored_media_and_a_matching_manifest(images):
-    completed = Scene.objects.get(generation=images, variant__label="a", number=1)
+    completed = Item.objects.get(generation=images, variant__label="a", number=1)
 
     archive = _archive(images)
 
@@ -178,8 +178,8 @@ def test_archive_holds_the_stored_media_and_a_matching_manifest(images):
     manifest = json.loads(archive.read("manifest.json"))
     paths = [
         path
-        for scene in _scenes_by_path(manifest).values()
-        for path in (scene["file"], scene["thumbnail"])
+        for item in _items_by_path(manifest).values()
+        for path in (item["file"], item["thumbnail"])
         if path is not None
     ]
     assert paths == ["a/scene_1.png", "a/scene_1_thumb.jpg"]

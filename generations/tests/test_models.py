@@ -3,11 +3,11 @@ from decimal import Decimal
 import pytest
 from django.db import IntegrityError, transaction
 
-from generations.models import Generation, GenerationMetadata, Scene, Variant
+from generations.models import Generation, GenerationMetadata, Item, Variant
 from generations.tests.factories import (
     GenerationFactory,
     GenerationMetadataFactory,
-    SceneFactory,
+    ItemFactory,
     VariantFactory,
 )
 
@@ -41,21 +41,21 @@ def test_negative_cost_is_refused():
 
 
 def test_variant_counters_beyond_total_are_refused():
-    variant = VariantFactory(total_scenes=2)
+    variant = VariantFactory(total_items=2)
     with pytest.raises(IntegrityError), transaction.atomic():
-        Variant.objects.filter(pk=variant.pk).update(scenes_completed=3)
+        Variant.objects.filter(pk=variant.pk).update(completed_items=3)
 
 
-def test_scene_status_is_checked():
-    scene = SceneFactory()
+def test_item_status_is_checked():
+    item = ItemFactory()
     with pytest.raises(IntegrityError), transaction.atomic():
-        Scene.objects.filter(pk=scene.pk).update(status="done")
+        Item.objects.filter(pk=item.pk).update(status="done")
 
 
-def test_scene_numbers_are_unique_within_a_variant():
-    scene = SceneFactory(number=1)
+def test_item_numbers_are_unique_within_a_variant():
+    item = ItemFactory(number=1)
     with pytest.raises(IntegrityError), transaction.atomic():
-        SceneFactory(variant=scene.variant, number=1)
+        ItemFactory(variant=item.variant, number=1)
 
 
 def test_variant_labels_are_unique_within_a_generation():
@@ -65,14 +65,14 @@ def test_variant_labels_are_unique_within_a_generation():
 
 
 def test_deleting_a_generation_removes_everything_below_it():
-    scene = SceneFactory()
-    generation = scene.generation
+    item = ItemFactory()
+    generation = item.generation
     GenerationMetadataFactory(generation=generation)
 
     generation.delete()
 
     assert not Variant.objects.exists()
-    assert not Scene.objects.exists()
+    assert not Item.objects.exists()
     assert not GenerationMetadata.objects.exists()
 
 

@@ -1,5 +1,5 @@
 """Tests for `generations.pipeline`, driven in-process: preparing a generation, rendering
-scenes into storage, transient failures, cancellation at a checkpoint, and recovery."""
+items into storage, transient failures, cancellation at a checkpoint, and recovery."""
 
 import hashlib
 import threading
@@ -14,19 +14,19 @@ from django.utils import timezone
 
 from generations import dispatch, pipeline, progress, source_fetch, stages
 from generations.errors import ErrorCode, GenerationError
-from generations.models import Generation, GenerationMetadata, Scene, Variant
-from generations.progress import scene_claim, scene_complete, scene_stop_cancelled
+from generations.models import Generation, GenerationMetadata, Item, Variant
+from generations.progress import item_claim, item_complete, item_stop_cancelled
 from generations.providers.local import LocalProvider
 from generations.providers.local_render import render_video
 from generations.services import generation_cancel, generation_create
-from generations.states import GenerationStatus, SceneStatus
+from generations.states import GenerationStatus, ItemStatus
 from generations.tests.pipeline_helpers import (
     SMALL_VIDEO,
     create_uploaded_video,
     create_video,
+    item_of,
+    item_result,
     prepare,
-    scene_of,
-    scene_result,
 )
 from storage.services import (
     StorageUnavailable,
@@ -68,16 +68,16 @@ def _stored_bytes(key):
 # Prepare ---------------------------------------------------------------------------------
 
 
-def test_prepare_saves_the_stages_and_sets_scene_prompts(owner):
+def test_prepare_saves_the_stages_and_sets_item_prompts(owner):
     generation = _video(owner)
 
-    scene_ids = pipeline.generation_prepare(generation_id=generation.id)
+    item_ids = pipeline.generation_prepare(generation_id=generation.id)
 
     generation.refresh_from_db()
     assert generation.status == GenerationStatus.PROCESSING
     assert generation.started_at is not None
-    assert sorted(scene_ids) == sorted(
-        Scene.objects.filter(generation=generation).values_list("id", flat=True)
+    assert sorted(item_ids) == sorted(
+        Item.objects.filter(generation=generation).values_list("id", flat=True)
     )
     metadata = GenerationMetadata.objects.get(generation=generation)
     assert metadata.analysis["text"]["characters"] == len(SMALL_VIDEO["prompt"])
@@ -95,9 +95,9 @@ def test_prepare_saves_the_stages_and_sets_scene_prompts(owner):
         "Hook: A bright kitchen, a family cooking pasta together. Gentle tone, relaxed pacing."
     )
     assert metadata.prompts["ultra"][1].startswith("Problem: A bright kitchen")
-    for scene in Scene.objects.filter(generation=generation).select_related("variant"):
-        assert scene.prompt == metadata.prompts[scene.variant.label][scene.number - 1]
-        assert scene.status == SceneStatus.QUEUED
+    for item in Item.objects.filter(generation=generation).select_related("variant"):
+        assert item.prompt == metadata.prompts[item.variant.label][item.number - 1]
+        assert item.status == ItemStatus.QUEUED
     assert metadata.evaluation == {}
 
 
@@ -115,15 +115,15 @@ def test_prepare_runs_the_stages_once(owner, stage_calls):
     assert Generation.objects.get(id=generation.id).started_at == started_at
 
 
-def test_prepare_returns_only_scenes_still_queued(owner):
+def test_prepare_returns_only_items_still_queued(owner):
     generation = prepare(_video(owner))
-    done = scene_of(generation, "soft", 1)
-    pipeline.scene_render(scene_id=done.id, claim_token="w1")
+    done = item_of(generation, "soft", 1)
+    pipeline.item_render(item_id=done.id, claim_token="w1")
 
-    scene_ids = pipeline.generation_prepare(generation_id=generation.id)
+    item_ids = pipeline.generation_prepare(generation_id=generation.id)
 
-    assert len(scene_ids) == 3
-    assert done.id not in scene_ids
+    assert len(item_ids) == 3
+    assert done.id not in item_ids
 
 
 def test_prepare_of_a_cancelled_generation_does_nothing(owner, stage_calls):
@@ -168,14 +168,14 @@ def test_refused_source_url_fails_every_item(owner, monkeypatch):
     assert generation.failed_items == generation.total_items == 4
     assert generation.error_code == ErrorCode.INVALID_INPUT
     assert generation.completed_at is not None
-    scenes = Scene.objects.filter(generation=generation)
-    assert set(scenes.values_list("status", "error_code")) == {
-        (SceneStatus.FAILED, ErrorCode.INVALID_INPUT)
+    items = Item.objects.filter(generation=generation)
+    assert set(items.values_list("status", "error_code")) == {
+        (ItemStatus.FAILED, ErrorCode.INVALID_INPUT)
     }
-    assert all(scene.attempts == 0 for scene in scenes)
+    assert all(item.attempts == 0 for item in items)
     for variant in Variant.objects.filter(generation=generation):
         assert variant.status == GenerationStatus.FAILED
-        assert variant.scenes_failed == 2
+        assert variant.failed_items == 2
     metadata = GenerationMetadata.objects.get(generation=generation)
     assert metadata.prompts == {}
     assert metadata.evaluation["failure_codes"] == {ErrorCode.INVALID_INPUT: 4}
@@ -216,38 +216,38 @@ def test_unreadable_uploaded_source_fails_every_item(owner):
 # Render ----------------------------------------------------------------------------------
 
 
-def test_video_scene_is_stored_at_its_keys_with_probed_facts(owner):
+def test_video_item_is_stored_at_its_keys_with_probed_facts(owner):
     generation = prepare(_video(owner))
-    scene = scene_of(generation, "soft", 2)
+    item = item_of(generation, "soft", 2)
 
-    pipeline.scene_render(scene_id=scene.id, claim_token="w1")
+    pipeline.item_render(item_id=item.id, claim_token="w1")
 
-    scene.refresh_from_db()
+    item.refresh_from_db()
     prefix = f"generations/{generation.id}/soft/"
-    assert scene.status == SceneStatus.COMPLETED
-    assert scene.asset_key == f"{prefix}scene_2.mp4"
-    assert scene.thumbnail_key == f"{prefix}scene_2_thumb.jpg"
-    assert scene.content_type == "video/mp4"
-    assert (scene.width, scene.height) == (160, 90)
-    assert scene.duration_seconds == pytest.approx(1.0, abs=0.1)
-    asset = _stored_bytes(scene.asset_key)
-    assert scene.file_size == len(asset) == object_size(scene.asset_key)
-    assert scene.checksum == hashlib.sha256(asset).hexdigest()
-    assert _stored_bytes(scene.thumbnail_key)[:3] == b"\xff\xd8\xff"
+    assert item.status == ItemStatus.COMPLETED
+    assert item.asset_key == f"{prefix}scene_2.mp4"
+    assert item.thumbnail_key == f"{prefix}scene_2_thumb.jpg"
+    assert item.content_type == "video/mp4"
+    assert (item.width, item.height) == (160, 90)
+    assert item.duration_seconds == pytest.approx(1.0, abs=0.1)
+    asset = _stored_bytes(item.asset_key)
+    assert item.file_size == len(asset) == object_size(item.asset_key)
+    assert item.checksum == hashlib.sha256(asset).hexdigest()
+    assert _stored_bytes(item.thumbnail_key)[:3] == b"\xff\xd8\xff"
     # Charged by the second of video actually produced.
-    seconds = Decimal(str(scene.duration_seconds)).quantize(Decimal("0.001"))
-    assert scene.cost == (seconds * Decimal("0.0100")).quantize(Decimal("0.0001"))
-    assert scene.cost > 0
-    assert scene.provider_job_id.startswith("local-")
-    assert scene.provider_status == "succeeded"
-    assert scene.attempts == 1
+    seconds = Decimal(str(item.duration_seconds)).quantize(Decimal("0.001"))
+    assert item.cost == (seconds * Decimal("0.0100")).quantize(Decimal("0.0001"))
+    assert item.cost > 0
+    assert item.provider_job_id.startswith("local-")
+    assert item.provider_status == "succeeded"
+    assert item.attempts == 1
     assert set(object_keys(f"generations/{generation.id}/")) == {
-        scene.asset_key,
-        scene.thumbnail_key,
+        item.asset_key,
+        item.thumbnail_key,
     }
     generation.refresh_from_db()
     assert generation.completed_items == 1
-    assert generation.actual_cost == scene.cost
+    assert generation.actual_cost == item.cost
 
 
 def test_speech_track_is_stored_with_its_waveform(owner):
@@ -258,13 +258,13 @@ def test_speech_track_is_stored_with_its_waveform(owner):
             input={"text": "Spring is here. Everything in the kitchen is half price."},
         )
     )
-    track = scene_of(generation, "narrator", 1)
+    track = item_of(generation, "narrator", 1)
 
-    pipeline.scene_render(scene_id=track.id, claim_token="w1")
+    pipeline.item_render(item_id=track.id, claim_token="w1")
 
     track.refresh_from_db()
     prefix = f"generations/{generation.id}/narrator/"
-    assert track.status == SceneStatus.COMPLETED
+    assert track.status == ItemStatus.COMPLETED
     assert track.asset_key == f"{prefix}track_1.wav"
     assert track.thumbnail_key == f"{prefix}track_1_wave.png"
     assert track.content_type.startswith("audio/")
@@ -283,13 +283,13 @@ def test_image_is_stored_with_its_thumbnail(owner):
             owner=owner, kind="image", input={"prompt": "A red bicycle", "width": 64, "height": 64}
         )
     )
-    image = scene_of(generation, "default", 1)
+    image = item_of(generation, "default", 1)
 
-    pipeline.scene_render(scene_id=image.id, claim_token="w1")
+    pipeline.item_render(item_id=image.id, claim_token="w1")
 
     image.refresh_from_db()
     prefix = f"generations/{generation.id}/default/"
-    assert image.status == SceneStatus.COMPLETED
+    assert image.status == ItemStatus.COMPLETED
     assert image.asset_key == f"{prefix}scene_1.png"
     assert image.thumbnail_key == f"{prefix}scene_1_thumb.jpg"
     assert image.content_type == "image/png"
@@ -303,62 +303,62 @@ def test_image_is_stored_with_its_thumbnail(owner):
     assert generation.status == GenerationStatus.COMPLETED
 
 
-def test_scene_held_by_another_delivery_is_not_rendered(owner, produced):
+def test_item_held_by_another_delivery_is_not_rendered(owner, produced):
     generation = prepare(_video(owner))
-    scene = scene_of(generation, "soft", 1)
-    scene_claim(scene_id=scene.id, claim_token="w1")
+    item = item_of(generation, "soft", 1)
+    item_claim(item_id=item.id, claim_token="w1")
 
-    pipeline.scene_render(scene_id=scene.id, claim_token="w2")
+    pipeline.item_render(item_id=item.id, claim_token="w2")
 
     assert produced == []
-    scene.refresh_from_db()
-    assert scene.claim_token == "w1"
+    item.refresh_from_db()
+    assert item.claim_token == "w1"
 
 
 def test_transient_failure_is_requeued_and_dispatched_with_a_countdown(
     owner, settings, sent, django_capture_on_commit_callbacks
 ):
-    settings.SCENE_RETRY_BACKOFF_SECONDS = 2
-    generation = prepare(_video(owner, transient_fail_scenes=["soft:1"]))
-    scene = scene_of(generation, "soft", 1)
+    settings.ITEM_RETRY_BACKOFF_SECONDS = 2
+    generation = prepare(_video(owner, transient_fail_items=["soft:1"]))
+    item = item_of(generation, "soft", 1)
 
     with django_capture_on_commit_callbacks(execute=True):
-        pipeline.scene_render(scene_id=scene.id, claim_token="w1")
+        pipeline.item_render(item_id=item.id, claim_token="w1")
 
-    scene.refresh_from_db()
-    assert scene.status == SceneStatus.QUEUED
-    assert scene.attempts == 1
-    assert scene.error_code == ErrorCode.PROVIDER_TIMEOUT
+    item.refresh_from_db()
+    assert item.status == ItemStatus.QUEUED
+    assert item.attempts == 1
+    assert item.error_code == ErrorCode.PROVIDER_TIMEOUT
     assert len(sent) == 1
-    name, scene_id, countdown = sent[0]
-    assert (name, scene_id) == (dispatch.RENDER_SCENE, scene.id)
+    name, item_id, countdown = sent[0]
+    assert (name, item_id) == (dispatch.RENDER_ITEM, item.id)
     assert 1.6 <= countdown <= 2.4
     assert list(object_keys(f"generations/{generation.id}/")) == []
     generation.refresh_from_db()
     assert generation.failed_items == 0
 
-    pipeline.scene_render(scene_id=scene.id, claim_token="w2")
+    pipeline.item_render(item_id=item.id, claim_token="w2")
 
-    scene.refresh_from_db()
-    assert scene.status == SceneStatus.COMPLETED
-    assert scene.attempts == 2
-    assert scene.error_code == ""
-    assert object_exists(scene.asset_key)
+    item.refresh_from_db()
+    assert item.status == ItemStatus.COMPLETED
+    assert item.attempts == 2
+    assert item.error_code == ""
+    assert object_exists(item.asset_key)
 
 
 def test_permanent_failure_is_recorded_and_not_dispatched(
     owner, sent, django_capture_on_commit_callbacks
 ):
-    generation = prepare(_video(owner, fail_scenes=["ultra:2"]))
-    scene = scene_of(generation, "ultra", 2)
+    generation = prepare(_video(owner, fail_items=["ultra:2"]))
+    item = item_of(generation, "ultra", 2)
 
     with django_capture_on_commit_callbacks(execute=True):
-        pipeline.scene_render(scene_id=scene.id, claim_token="w1")
+        pipeline.item_render(item_id=item.id, claim_token="w1")
 
-    scene.refresh_from_db()
-    assert scene.status == SceneStatus.FAILED
-    assert scene.error_code == ErrorCode.PROVIDER_REJECTED
-    assert "ultra:2" in scene.error_message
+    item.refresh_from_db()
+    assert item.status == ItemStatus.FAILED
+    assert item.error_code == ErrorCode.PROVIDER_REJECTED
+    assert "ultra:2" in item.error_message
     assert sent == []
     generation.refresh_from_db()
     assert generation.failed_items == 1
@@ -366,52 +366,52 @@ def test_permanent_failure_is_recorded_and_not_dispatched(
 
 def test_storage_outage_is_treated_as_transient(owner, monkeypatch):
     generation = prepare(_video(owner))
-    scene = scene_of(generation, "soft", 1)
+    item = item_of(generation, "soft", 1)
 
     def unavailable(*, key, content):
         raise StorageUnavailable(f"Could not write {key}")
 
     monkeypatch.setattr(pipeline, "object_save", unavailable)
 
-    pipeline.scene_render(scene_id=scene.id, claim_token="w1")
+    pipeline.item_render(item_id=item.id, claim_token="w1")
 
-    scene.refresh_from_db()
-    assert scene.status == SceneStatus.QUEUED
-    assert scene.error_code == ErrorCode.STORAGE_UNAVAILABLE
-    assert scene.asset_key == ""
+    item.refresh_from_db()
+    assert item.status == ItemStatus.QUEUED
+    assert item.error_code == ErrorCode.STORAGE_UNAVAILABLE
+    assert item.asset_key == ""
 
 
-def test_unexpected_error_fails_the_scene_as_internal(owner, monkeypatch):
+def test_unexpected_error_fails_the_item_as_internal(owner, monkeypatch):
     generation = prepare(_video(owner))
-    scene = scene_of(generation, "soft", 1)
+    item = item_of(generation, "soft", 1)
 
     def broken(self, request):
         raise RuntimeError("bug in a provider")
 
     monkeypatch.setattr(LocalProvider, "produce", broken)
 
-    pipeline.scene_render(scene_id=scene.id, claim_token="w1")
+    pipeline.item_render(item_id=item.id, claim_token="w1")
 
-    scene.refresh_from_db()
-    assert scene.status == SceneStatus.FAILED
-    assert scene.error_code == ErrorCode.INTERNAL
-    assert "RuntimeError" in scene.error_message
+    item.refresh_from_db()
+    assert item.status == ItemStatus.FAILED
+    assert item.error_code == ErrorCode.INTERNAL
+    assert "RuntimeError" in item.error_message
 
 
 def test_soft_time_limit_is_treated_as_a_timeout(owner, monkeypatch):
     generation = prepare(_video(owner))
-    scene = scene_of(generation, "soft", 1)
+    item = item_of(generation, "soft", 1)
 
     def too_slow(self, request):
         raise SoftTimeLimitExceeded()
 
     monkeypatch.setattr(LocalProvider, "produce", too_slow)
 
-    pipeline.scene_render(scene_id=scene.id, claim_token="w1")
+    pipeline.item_render(item_id=item.id, claim_token="w1")
 
-    scene.refresh_from_db()
-    assert scene.status == SceneStatus.QUEUED
-    assert scene.error_code == ErrorCode.PROVIDER_TIMEOUT
+    item.refresh_from_db()
+    assert item.status == ItemStatus.QUEUED
+    assert item.error_code == ErrorCode.PROVIDER_TIMEOUT
 
 
 # Cancellation ------------------------------------------------------------------------------
@@ -419,16 +419,16 @@ def test_soft_time_limit_is_treated_as_a_timeout(owner, monkeypatch):
 
 def test_render_stops_at_a_checkpoint_once_cancelled(owner):
     generation = prepare(_video(owner, variants=["soft"], scenes_per_variant=1))
-    scene = scene_of(generation, "soft", 1)
-    # Cancelled after the scene's message was sent but before it was claimed.
+    item = item_of(generation, "soft", 1)
+    # Cancelled after the item's message was sent but before it was claimed.
     Generation.objects.filter(id=generation.id).update(status=GenerationStatus.CANCELLED)
 
-    pipeline.scene_render(scene_id=scene.id, claim_token="w1")
+    pipeline.item_render(item_id=item.id, claim_token="w1")
 
-    scene.refresh_from_db()
-    assert scene.status == SceneStatus.CANCELLED
-    assert scene.error_code == ErrorCode.CANCELLED
-    assert scene.asset_key == ""
+    item.refresh_from_db()
+    assert item.status == ItemStatus.CANCELLED
+    assert item.error_code == ErrorCode.CANCELLED
+    assert item.asset_key == ""
     assert list(object_keys(f"generations/{generation.id}/")) == []
     generation.refresh_from_db()
     assert generation.cancelled_items == 1
@@ -438,13 +438,13 @@ def test_render_stops_at_a_checkpoint_once_cancelled(owner):
 @pytest.mark.django_db(transaction=True)
 def test_cancel_from_another_thread_stops_a_running_render(owner):
     generation = prepare(_video(owner, variants=["soft"], delay_ms=10_000))
-    scene = scene_of(generation, "soft", 1)
+    item = item_of(generation, "soft", 1)
     finished = []
 
     def render():
         try:
             started = time.monotonic()
-            pipeline.scene_render(scene_id=scene.id, claim_token="w1")
+            pipeline.item_render(item_id=item.id, claim_token="w1")
             finished.append(time.monotonic() - started)
         finally:
             connection.close()
@@ -452,7 +452,7 @@ def test_cancel_from_another_thread_stops_a_running_render(owner):
     worker = threading.Thread(target=render)
     worker.start()
     deadline = time.monotonic() + 10
-    while not Scene.objects.filter(id=scene.id, status=SceneStatus.PROCESSING).exists():
+    while not Item.objects.filter(id=item.id, status=ItemStatus.PROCESSING).exists():
         assert time.monotonic() < deadline, "the render never started"
         time.sleep(0.02)
 
@@ -462,9 +462,9 @@ def test_cancel_from_another_thread_stops_a_running_render(owner):
     assert not worker.is_alive()
     assert finished
     assert finished[0] < 5
-    scene.refresh_from_db()
-    assert scene.status == SceneStatus.CANCELLED
-    assert scene.error_message == "Stopped because the generation was cancelled."
+    item.refresh_from_db()
+    assert item.status == ItemStatus.CANCELLED
+    assert item.error_message == "Stopped because the generation was cancelled."
     generation.refresh_from_db()
     assert generation.status == GenerationStatus.CANCELLED
     assert generation.cancelled_items == generation.total_items == 2
@@ -475,59 +475,59 @@ def test_cancel_from_another_thread_stops_a_running_render(owner):
 # Recovery ----------------------------------------------------------------------------------
 
 
-def _age_scene(scene, **fields):
-    Scene.objects.filter(id=scene.id).update(**fields)
+def _age_item(item, **fields):
+    Item.objects.filter(id=item.id).update(**fields)
 
 
-def test_recover_requeues_stale_processing_scenes(
+def test_recover_requeues_stale_processing_items(
     owner, settings, sent, django_capture_on_commit_callbacks
 ):
-    settings.SCENE_MAX_ATTEMPTS = 3
+    settings.ITEM_MAX_ATTEMPTS = 3
     generation = prepare(_video(owner))
-    stale = scene_of(generation, "soft", 1)
-    fresh = scene_of(generation, "soft", 2)
-    scene_claim(scene_id=stale.id, claim_token="lost")
-    scene_claim(scene_id=fresh.id, claim_token="alive")
-    long_ago = timezone.now() - timedelta(seconds=settings.SCENE_LEASE_SECONDS + 60)
-    _age_scene(stale, started_at=long_ago)
+    stale = item_of(generation, "soft", 1)
+    fresh = item_of(generation, "soft", 2)
+    item_claim(item_id=stale.id, claim_token="lost")
+    item_claim(item_id=fresh.id, claim_token="alive")
+    long_ago = timezone.now() - timedelta(seconds=settings.ITEM_LEASE_SECONDS + 60)
+    _age_item(stale, started_at=long_ago)
 
     with django_capture_on_commit_callbacks(execute=True):
         counts = pipeline.recover_stuck_work()
 
-    assert counts["requeued_scenes"] == 1
-    assert counts["lost_scenes"] == 0
+    assert counts["requeued_items"] == 1
+    assert counts["lost_items"] == 0
     stale.refresh_from_db()
-    assert stale.status == SceneStatus.QUEUED
+    assert stale.status == ItemStatus.QUEUED
     assert stale.claim_token == ""
     fresh.refresh_from_db()
-    assert fresh.status == SceneStatus.PROCESSING
+    assert fresh.status == ItemStatus.PROCESSING
     assert fresh.claim_token == "alive"
-    assert (dispatch.RENDER_SCENE, stale.id, None) in sent
-    assert not any(scene_id == fresh.id for _, scene_id, _ in sent)
+    assert (dispatch.RENDER_ITEM, stale.id, None) in sent
+    assert not any(item_id == fresh.id for _, item_id, _ in sent)
 
 
-def test_recover_fails_a_scene_whose_attempts_ran_out(
+def test_recover_fails_a_item_whose_attempts_ran_out(
     owner, settings, sent, django_capture_on_commit_callbacks
 ):
-    settings.SCENE_MAX_ATTEMPTS = 1
+    settings.ITEM_MAX_ATTEMPTS = 1
     generation = prepare(_video(owner))
-    stale = scene_of(generation, "soft", 1)
-    scene_claim(scene_id=stale.id, claim_token="lost")
-    _age_scene(
-        stale, started_at=timezone.now() - timedelta(seconds=settings.SCENE_LEASE_SECONDS + 60)
+    stale = item_of(generation, "soft", 1)
+    item_claim(item_id=stale.id, claim_token="lost")
+    _age_item(
+        stale, started_at=timezone.now() - timedelta(seconds=settings.ITEM_LEASE_SECONDS + 60)
     )
 
     with django_capture_on_commit_callbacks(execute=True):
         counts = pipeline.recover_stuck_work()
 
-    assert counts["requeued_scenes"] == 0
-    assert counts["lost_scenes"] == 1
+    assert counts["requeued_items"] == 0
+    assert counts["lost_items"] == 1
     stale.refresh_from_db()
-    assert stale.status == SceneStatus.FAILED
+    assert stale.status == ItemStatus.FAILED
     assert stale.error_code == ErrorCode.WORKER_LOST
     generation.refresh_from_db()
     assert generation.failed_items == 1
-    assert not any(scene_id == stale.id for _, scene_id, _ in sent)
+    assert not any(item_id == stale.id for _, item_id, _ in sent)
 
 
 def test_recover_redispatches_old_pending_generations(
@@ -543,28 +543,28 @@ def test_recover_redispatches_old_pending_generations(
         counts = pipeline.recover_stuck_work()
 
     assert counts["redispatched_generations"] == 1
-    assert counts["redispatched_scenes"] == 0
+    assert counts["redispatched_items"] == 0
     assert sent == [(dispatch.RUN_GENERATION, old.id, None)]
     assert recent.id not in {object_id for _, object_id, _ in sent}
 
 
-def test_recover_redispatches_forgotten_queued_scenes(
+def test_recover_redispatches_forgotten_queued_items(
     owner, settings, sent, django_capture_on_commit_callbacks
 ):
     generation = prepare(_video(owner))
-    forgotten = [scene_of(generation, "soft", 1), scene_of(generation, "ultra", 2)]
-    for scene in forgotten:
-        _age_scene(
-            scene, queued_at=timezone.now() - timedelta(seconds=settings.SCENE_LEASE_SECONDS + 60)
+    forgotten = [item_of(generation, "soft", 1), item_of(generation, "ultra", 2)]
+    for item in forgotten:
+        _age_item(
+            item, queued_at=timezone.now() - timedelta(seconds=settings.ITEM_LEASE_SECONDS + 60)
         )
 
     with django_capture_on_commit_callbacks(execute=True):
         counts = pipeline.recover_stuck_work()
 
-    assert counts["redispatched_scenes"] == 2
+    assert counts["redispatched_items"] == 2
     assert counts["redispatched_generations"] == 0
     assert sorted(sent, key=str) == sorted(
-        [(dispatch.RENDER_SCENE, scene.id, None) for scene in forgotten], key=str
+        [(dispatch.RENDER_ITEM, item.id, None) for item in forgotten], key=str
     )
 
 
@@ -579,18 +579,18 @@ def test_recover_redispatches_a_generation_whose_stages_never_finished(
     monkeypatch.setattr(stages, "analysis_of", unavailable)
     with pytest.raises(GenerationError):
         pipeline.generation_prepare(generation_id=generation.id)
-    # Its retry message was lost long ago: neither the generation nor its scenes moved.
-    long_ago = timezone.now() - timedelta(seconds=settings.SCENE_LEASE_SECONDS + 60)
+    # Its retry message was lost long ago: neither the generation nor its items moved.
+    long_ago = timezone.now() - timedelta(seconds=settings.ITEM_LEASE_SECONDS + 60)
     Generation.objects.filter(id=generation.id).update(updated_at=long_ago)
-    Scene.objects.filter(generation=generation).update(queued_at=long_ago)
+    Item.objects.filter(generation=generation).update(queued_at=long_ago)
 
     with django_capture_on_commit_callbacks(execute=True):
         counts = pipeline.recover_stuck_work()
 
     assert counts["redispatched_generations"] == 1
     assert (dispatch.RUN_GENERATION, generation.id, None) in sent
-    # Its scenes have no prompts yet: they are queued by the prepare, not rendered now.
-    assert counts["redispatched_scenes"] == 0
+    # Its items have no prompts yet: they are queued by the prepare, not rendered now.
+    assert counts["redispatched_items"] == 0
     assert [name for name, _, _ in sent] == [dispatch.RUN_GENERATION]
 
 
@@ -598,13 +598,13 @@ def test_recover_decides_a_generation_whose_last_worker_died_before_deciding(
     owner, monkeypatch, django_capture_on_commit_callbacks
 ):
     generation = prepare(_video(owner))
-    scenes = [scene_claim(scene_id=scene.id, claim_token="w1") for scene in generation.scenes.all()]
-    for scene in scenes[:-1]:
-        scene_complete(scene=scene, claim_token="w1", result=scene_result(scene))
+    items = [item_claim(item_id=item.id, claim_token="w1") for item in generation.items.all()]
+    for item in items[:-1]:
+        item_complete(item=item, claim_token="w1", result=item_result(item))
     with monkeypatch.context() as dying:
-        # The last scene's worker dies between counting it and deciding the final status.
-        dying.setattr(progress, "finalize_if_ended", lambda **kwargs: None)
-        scene_complete(scene=scenes[-1], claim_token="w1", result=scene_result(scenes[-1]))
+        # The last item's worker dies between counting it and deciding the final status.
+        dying.setattr(progress, "finalise_if_ended", lambda **kwargs: None)
+        item_complete(item=items[-1], claim_token="w1", result=item_result(items[-1]))
     Generation.objects.filter(id=generation.id).update(
         updated_at=timezone.now() - timedelta(hours=1)
     )
@@ -615,24 +615,24 @@ def test_recover_decides_a_generation_whose_last_worker_died_before_deciding(
     with django_capture_on_commit_callbacks(execute=True):
         counts = pipeline.recover_stuck_work()
 
-    assert counts["finalized_generations"] == 1
+    assert counts["finalised_generations"] == 1
     generation.refresh_from_db()
     assert generation.status == GenerationStatus.COMPLETED
     assert generation.metadata.evaluation["success_rate"] == 1.0
     assert set(generation.variants.values_list("status", flat=True)) == {"completed"}
-    assert pipeline.recover_stuck_work()["finalized_generations"] == 0
+    assert pipeline.recover_stuck_work()["finalised_generations"] == 0
 
 
 def test_recover_ends_the_variants_of_a_cancelled_generation_left_running(
     owner, monkeypatch, django_capture_on_commit_callbacks
 ):
     generation = prepare(_video(owner, variants=["soft"], scenes_per_variant=1))
-    running = scene_claim(scene_id=scene_of(generation, "soft", 1).id, claim_token="w1")
+    running = item_claim(item_id=item_of(generation, "soft", 1).id, claim_token="w1")
     generation_cancel(generation=generation)
 
     with monkeypatch.context() as dying:
-        dying.setattr(progress, "finalize_if_ended", lambda **kwargs: None)
-        scene_stop_cancelled(scene=running, claim_token="w1")
+        dying.setattr(progress, "finalise_if_ended", lambda **kwargs: None)
+        item_stop_cancelled(item=running, claim_token="w1")
     Generation.objects.filter(id=generation.id).update(
         updated_at=timezone.now() - timedelta(hours=1)
     )
@@ -641,7 +641,7 @@ def test_recover_ends_the_variants_of_a_cancelled_generation_left_running(
     with django_capture_on_commit_callbacks(execute=True):
         counts = pipeline.recover_stuck_work()
 
-    assert counts["finalized_generations"] == 1
+    assert counts["finalised_generations"] == 1
     assert Variant.objects.get(generation=generation).status == GenerationStatus.CANCELLED
     generation.refresh_from_db()
     assert generation.status == GenerationStatus.CANCELLED
@@ -657,10 +657,10 @@ def test_recover_with_nothing_stuck_dispatches_nothing(
         counts = pipeline.recover_stuck_work()
 
     assert counts == {
-        "requeued_scenes": 0,
-        "lost_scenes": 0,
+        "requeued_items": 0,
+        "lost_items": 0,
         "redispatched_generations": 0,
-        "redispatched_scenes": 0,
-        "finalized_generations": 0,
+        "redispatched_items": 0,
+        "finalised_generations": 0,
     }
     assert sent == []

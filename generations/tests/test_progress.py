@@ -1,4 +1,4 @@
-"""Tests for `generations.progress`: claiming scenes, counting them once, and deciding the
+"""Tests for `generations.progress`: claiming items, counting them once, and deciding the
 final status once, including under concurrent workers on PostgreSQL."""
 
 import threading
@@ -11,25 +11,25 @@ from django.utils import timezone
 
 from generations import progress
 from generations.errors import ErrorCode, GenerationError
-from generations.models import Generation, GenerationMetadata, Scene, Variant
+from generations.models import Generation, GenerationMetadata, Item, Variant
 from generations.progress import (
     MAX_RETRY_DELAY_SECONDS,
     elapsed_seconds,
-    finalize_if_ended,
+    finalise_if_ended,
+    item_claim,
+    item_complete,
+    item_fail,
+    item_recover_lost,
+    item_stop_cancelled,
     retry_delay,
-    scene_claim,
-    scene_complete,
-    scene_fail,
-    scene_recover_lost,
-    scene_stop_cancelled,
 )
 from generations.services import generation_cancel
-from generations.states import GenerationStatus, SceneStatus
+from generations.states import GenerationStatus, ItemStatus
 from generations.tests.pipeline_helpers import (
-    SCENE_COST,
-    assert_counters_match_scenes,
+    ITEM_COST,
+    assert_counters_match_items,
+    item_result,
     processing_video,
-    scene_result,
     variant_status_by_label,
     variant_statuses,
 )
@@ -56,7 +56,7 @@ def evaluations(monkeypatch):
 
 @pytest.fixture(params=["one statement", "in steps"])
 def counting(request, monkeypatch):
-    """Runs a test with each way of counting an ended scene: one statement (PostgreSQL)
+    """Runs a test with each way of counting an ended item: one statement (PostgreSQL)
     and the portable transaction of three."""
     if request.param == "one statement" and connection.vendor != "postgresql":
         pytest.skip("counting in one statement needs PostgreSQL (UPDATE inside WITH)")
@@ -65,93 +65,93 @@ def counting(request, monkeypatch):
     return request.param
 
 
-def _scenes(generation):
+def _items(generation):
     return list(
-        Scene.objects.filter(generation=generation)
+        Item.objects.filter(generation=generation)
         .select_related("variant")
         .order_by("variant__position", "number")
     )
 
 
-def _complete(scene, delivery="w1"):
-    claimed = scene_claim(scene_id=scene.id, claim_token=delivery)
+def _complete(item, delivery="w1"):
+    claimed = item_claim(item_id=item.id, claim_token=delivery)
     assert claimed is not None
-    assert scene_complete(scene=claimed, claim_token=delivery, result=scene_result(claimed))
-    return Scene.objects.select_related("variant").get(id=claimed.id)
+    assert item_complete(item=claimed, claim_token=delivery, result=item_result(claimed))
+    return Item.objects.select_related("variant").get(id=claimed.id)
 
 
-def _fail(scene, delivery="w1", error=REJECTED):
-    claimed = scene_claim(scene_id=scene.id, claim_token=delivery)
+def _fail(item, delivery="w1", error=REJECTED):
+    claimed = item_claim(item_id=item.id, claim_token=delivery)
     assert claimed is not None
-    return scene_fail(scene=claimed, claim_token=delivery, error=error)
+    return item_fail(item=claimed, claim_token=delivery, error=error)
 
 
 # Claiming --------------------------------------------------------------------------------
 
 
-def test_claim_takes_a_queued_scene(owner):
+def test_claim_takes_a_queued_item(owner):
     generation = processing_video(owner)
-    scene = _scenes(generation)[0]
+    item = _items(generation)[0]
 
     with CaptureQueriesContext(connection) as statements:
-        claimed = scene_claim(scene_id=scene.id, claim_token="delivery-1")
+        claimed = item_claim(item_id=item.id, claim_token="delivery-1")
 
     assert len(statements) == 1
     assert (claimed.id, claimed.generation_id, claimed.variant_id) == (
-        scene.id,
+        item.id,
         generation.id,
-        scene.variant_id,
+        item.variant_id,
     )
-    assert (claimed.number, claimed.prompt, claimed.attempts) == (1, scene.prompt, 1)
+    assert (claimed.number, claimed.prompt, claimed.attempts) == (1, item.prompt, 1)
     assert (claimed.variant_label, claimed.kind, claimed.provider) == ("soft", "video_ad", "local")
     assert claimed.provider_model == generation.provider_model
     assert claimed.parameters == generation.input
     assert claimed.generation_status == GenerationStatus.PROCESSING
-    scene.refresh_from_db()
-    assert scene.status == SceneStatus.PROCESSING
-    assert scene.claim_token == "delivery-1"
-    assert scene.attempts == 1
-    assert scene.started_at is not None
+    item.refresh_from_db()
+    assert item.status == ItemStatus.PROCESSING
+    assert item.claim_token == "delivery-1"
+    assert item.attempts == 1
+    assert item.started_at is not None
 
 
 def test_claim_is_exclusive(owner):
-    scene = _scenes(processing_video(owner))[0]
-    scene_claim(scene_id=scene.id, claim_token="delivery-1")
+    item = _items(processing_video(owner))[0]
+    item_claim(item_id=item.id, claim_token="delivery-1")
 
-    assert scene_claim(scene_id=scene.id, claim_token="delivery-2") is None
+    assert item_claim(item_id=item.id, claim_token="delivery-2") is None
 
-    scene.refresh_from_db()
-    assert scene.claim_token == "delivery-1"
-    assert scene.attempts == 1
+    item.refresh_from_db()
+    assert item.claim_token == "delivery-1"
+    assert item.attempts == 1
 
 
-def test_same_token_can_reclaim_a_processing_scene(owner):
-    scene = _scenes(processing_video(owner))[0]
-    scene_claim(scene_id=scene.id, claim_token="delivery-1")
-    first_started_at = Scene.objects.get(id=scene.id).started_at
+def test_same_token_can_reclaim_a_processing_item(owner):
+    item = _items(processing_video(owner))[0]
+    item_claim(item_id=item.id, claim_token="delivery-1")
+    first_started_at = Item.objects.get(id=item.id).started_at
 
-    again = scene_claim(scene_id=scene.id, claim_token="delivery-1")
+    again = item_claim(item_id=item.id, claim_token="delivery-1")
 
     assert again is not None
     assert again.attempts == 2
-    scene.refresh_from_db()
-    assert scene.status == SceneStatus.PROCESSING
-    assert scene.started_at >= first_started_at
+    item.refresh_from_db()
+    assert item.status == ItemStatus.PROCESSING
+    assert item.started_at >= first_started_at
 
 
 @pytest.mark.parametrize("end", ["complete", "fail", "cancel"])
-def test_ended_scene_cannot_be_claimed(owner, end):
+def test_ended_item_cannot_be_claimed(owner, end):
     generation = processing_video(owner)
-    scene = _scenes(generation)[0]
+    item = _items(generation)[0]
     if end == "complete":
-        _complete(scene)
+        _complete(item)
     elif end == "fail":
-        _fail(scene)
+        _fail(item)
     else:
         generation_cancel(generation=generation)
 
-    assert scene_claim(scene_id=scene.id, claim_token="w1") is None
-    assert scene_claim(scene_id=scene.id, claim_token="w2") is None
+    assert item_claim(item_id=item.id, claim_token="w1") is None
+    assert item_claim(item_id=item.id, claim_token="w2") is None
 
 
 # Counting once ---------------------------------------------------------------------------
@@ -159,138 +159,138 @@ def test_ended_scene_cannot_be_claimed(owner, end):
 
 def test_complete_is_counted_once(owner):
     generation = processing_video(owner)
-    scene = _complete(_scenes(generation)[0])
+    item = _complete(_items(generation)[0])
 
-    assert not scene_complete(scene=scene, claim_token="w1", result=scene_result(scene))
+    assert not item_complete(item=item, claim_token="w1", result=item_result(item))
 
     generation.refresh_from_db()
     assert generation.completed_items == 1
-    assert generation.actual_cost == SCENE_COST
-    variant = Variant.objects.get(id=scene.variant_id)
-    assert variant.scenes_completed == 1
-    scene.refresh_from_db()
-    assert scene.status == SceneStatus.COMPLETED
-    assert scene.asset_key.endswith("/soft/scene_1.mp4")
-    assert (scene.width, scene.height, scene.duration_seconds) == (160, 90, 1.0)
-    assert scene.completed_at is not None
-    assert_counters_match_scenes(generation)
+    assert generation.actual_cost == ITEM_COST
+    variant = Variant.objects.get(id=item.variant_id)
+    assert variant.completed_items == 1
+    item.refresh_from_db()
+    assert item.status == ItemStatus.COMPLETED
+    assert item.asset_key.endswith("/soft/scene_1.mp4")
+    assert (item.width, item.height, item.duration_seconds) == (160, 90, 1.0)
+    assert item.completed_at is not None
+    assert_counters_match_items(generation)
 
 
-def test_ending_a_scene_is_one_statement_on_postgresql(owner, counting):
+def test_ending_a_item_is_one_statement_on_postgresql(owner, counting):
     generation = processing_video(owner)
-    claimed = scene_claim(scene_id=_scenes(generation)[0].id, claim_token="w1")
+    claimed = item_claim(item_id=_items(generation)[0].id, claim_token="w1")
 
     with CaptureQueriesContext(connection) as statements:
-        assert scene_complete(scene=claimed, claim_token="w1", result=scene_result(claimed))
+        assert item_complete(item=claimed, claim_token="w1", result=item_result(claimed))
 
     if counting == "one statement":
         assert len(statements) == 1
     generation.refresh_from_db()
-    assert (generation.completed_items, generation.actual_cost) == (1, SCENE_COST)
-    assert Variant.objects.get(id=claimed.variant_id).scenes_completed == 1
-    assert_counters_match_scenes(generation)
+    assert (generation.completed_items, generation.actual_cost) == (1, ITEM_COST)
+    assert Variant.objects.get(id=claimed.variant_id).completed_items == 1
+    assert_counters_match_items(generation)
 
 
 def test_complete_by_another_delivery_is_not_counted(owner):
     generation = processing_video(owner)
-    scene = scene_claim(scene_id=_scenes(generation)[0].id, claim_token="w1")
+    item = item_claim(item_id=_items(generation)[0].id, claim_token="w1")
 
-    assert not scene_complete(scene=scene, claim_token="w2", result=scene_result(scene))
+    assert not item_complete(item=item, claim_token="w2", result=item_result(item))
 
-    scene = Scene.objects.get(id=scene.id)
-    assert scene.status == SceneStatus.PROCESSING
+    item = Item.objects.get(id=item.id)
+    assert item.status == ItemStatus.PROCESSING
     generation.refresh_from_db()
     assert generation.completed_items == 0
 
 
 def test_permanent_failure_is_counted_once(owner):
     generation = processing_video(owner)
-    scene = _scenes(generation)[0]
-    claimed = scene_claim(scene_id=scene.id, claim_token="w1")
+    item = _items(generation)[0]
+    claimed = item_claim(item_id=item.id, claim_token="w1")
 
-    assert scene_fail(scene=claimed, claim_token="w1", error=REJECTED) is None
-    assert scene_fail(scene=claimed, claim_token="w1", error=REJECTED) is None
+    assert item_fail(item=claimed, claim_token="w1", error=REJECTED) is None
+    assert item_fail(item=claimed, claim_token="w1", error=REJECTED) is None
 
-    scene.refresh_from_db()
-    assert scene.status == SceneStatus.FAILED
-    assert scene.error_code == ErrorCode.PROVIDER_REJECTED
-    assert scene.error_message == REJECTED.message
-    assert scene.completed_at is not None
+    item.refresh_from_db()
+    assert item.status == ItemStatus.FAILED
+    assert item.error_code == ErrorCode.PROVIDER_REJECTED
+    assert item.error_message == REJECTED.message
+    assert item.completed_at is not None
     generation.refresh_from_db()
     assert generation.failed_items == 1
-    assert_counters_match_scenes(generation)
+    assert_counters_match_items(generation)
 
 
 def test_stop_cancelled_by_another_delivery_is_not_counted(owner):
     generation = processing_video(owner)
-    scene = scene_claim(scene_id=_scenes(generation)[0].id, claim_token="w1")
+    item = item_claim(item_id=_items(generation)[0].id, claim_token="w1")
     generation_cancel(generation=generation)
 
-    scene_stop_cancelled(scene=scene, claim_token="w2")
+    item_stop_cancelled(item=item, claim_token="w2")
 
-    scene = Scene.objects.get(id=scene.id)
-    assert scene.status == SceneStatus.PROCESSING
-    assert_counters_match_scenes(generation)
+    item = Item.objects.get(id=item.id)
+    assert item.status == ItemStatus.PROCESSING
+    assert_counters_match_items(generation)
 
 
 @pytest.mark.parametrize(
     "error", [TIMEOUT, GenerationError(ErrorCode.STORAGE_UNAVAILABLE, "S3 is down.")]
 )
 def test_retryable_error_requeues_until_attempts_run_out(owner, settings, error):
-    settings.SCENE_MAX_ATTEMPTS = 3
-    settings.SCENE_RETRY_BACKOFF_SECONDS = 2
+    settings.ITEM_MAX_ATTEMPTS = 3
+    settings.ITEM_RETRY_BACKOFF_SECONDS = 2
     generation = processing_video(owner)
-    scene = _scenes(generation)[0]
+    item = _items(generation)[0]
 
     delays = []
     for attempt in (1, 2):
-        claimed = scene_claim(scene_id=scene.id, claim_token=f"delivery-{attempt}")
+        claimed = item_claim(item_id=item.id, claim_token=f"delivery-{attempt}")
         assert claimed.attempts == attempt
-        delays.append(scene_fail(scene=claimed, claim_token=f"delivery-{attempt}", error=error))
-        scene.refresh_from_db()
-        assert scene.status == SceneStatus.QUEUED
-        assert scene.claim_token == ""
-        assert scene.error_code == error.code
-        assert scene.completed_at is None
+        delays.append(item_fail(item=claimed, claim_token=f"delivery-{attempt}", error=error))
+        item.refresh_from_db()
+        assert item.status == ItemStatus.QUEUED
+        assert item.claim_token == ""
+        assert item.error_code == error.code
+        assert item.completed_at is None
         generation.refresh_from_db()
         assert generation.failed_items == 0
 
     assert 1.6 <= delays[0] <= 2.4
     assert 3.2 <= delays[1] <= 4.8
 
-    claimed = scene_claim(scene_id=scene.id, claim_token="delivery-3")
-    assert scene_fail(scene=claimed, claim_token="delivery-3", error=error) is None
+    claimed = item_claim(item_id=item.id, claim_token="delivery-3")
+    assert item_fail(item=claimed, claim_token="delivery-3", error=error) is None
 
-    scene.refresh_from_db()
-    assert scene.status == SceneStatus.FAILED
-    assert scene.attempts == 3
-    assert scene.error_code == error.code
+    item.refresh_from_db()
+    assert item.status == ItemStatus.FAILED
+    assert item.attempts == 3
+    assert item.error_code == error.code
     generation.refresh_from_db()
     assert generation.failed_items == 1
-    assert_counters_match_scenes(generation)
+    assert_counters_match_items(generation)
 
 
 def test_non_retryable_error_fails_at_the_first_attempt(owner, settings):
-    settings.SCENE_MAX_ATTEMPTS = 3
+    settings.ITEM_MAX_ATTEMPTS = 3
     generation = processing_video(owner)
-    scene = _scenes(generation)[0]
+    item = _items(generation)[0]
 
-    assert _fail(scene, error=GenerationError(ErrorCode.INTERNAL, "Unexpected error.")) is None
+    assert _fail(item, error=GenerationError(ErrorCode.INTERNAL, "Unexpected error.")) is None
 
-    scene.refresh_from_db()
-    assert scene.status == SceneStatus.FAILED
-    assert scene.attempts == 1
+    item.refresh_from_db()
+    assert item.status == ItemStatus.FAILED
+    assert item.attempts == 1
 
 
-def test_retryable_error_of_a_taken_scene_is_ignored(owner):
+def test_retryable_error_of_a_taken_item_is_ignored(owner):
     generation = processing_video(owner)
-    scene = scene_claim(scene_id=_scenes(generation)[0].id, claim_token="w1")
+    item = item_claim(item_id=_items(generation)[0].id, claim_token="w1")
 
-    assert scene_fail(scene=scene, claim_token="w2", error=TIMEOUT) is None
+    assert item_fail(item=item, claim_token="w2", error=TIMEOUT) is None
 
-    scene = Scene.objects.get(id=scene.id)
-    assert scene.status == SceneStatus.PROCESSING
-    assert scene.claim_token == "w1"
+    item = Item.objects.get(id=item.id)
+    assert item.status == ItemStatus.PROCESSING
+    assert item.claim_token == "w1"
 
 
 # Final status ----------------------------------------------------------------------------
@@ -306,32 +306,32 @@ def _assert_ended_as(generation, status):
 
 def test_all_completed_ends_completed(owner, evaluations):
     generation = processing_video(owner)
-    scenes = _scenes(generation)
-    for scene in scenes[:-1]:
-        _complete(scene)
+    items = _items(generation)
+    for item in items[:-1]:
+        _complete(item)
     generation.refresh_from_db()
     assert generation.status == GenerationStatus.PROCESSING
     assert generation.completed_at is None
     assert GenerationMetadata.objects.get(generation=generation).evaluation == {}
     assert evaluations == []
 
-    _complete(scenes[-1])
+    _complete(items[-1])
 
     _assert_ended_as(generation, GenerationStatus.COMPLETED)
     assert generation.error_code == generation.error_message == ""
-    assert generation.actual_cost == SCENE_COST * 4
+    assert generation.actual_cost == ITEM_COST * 4
     assert evaluations == [generation.id]
     assert variant_statuses(generation) == {GenerationStatus.COMPLETED}
     assert all(
         variant.completed_at is not None
         for variant in Variant.objects.filter(generation=generation)
     )
-    assert_counters_match_scenes(generation)
+    assert_counters_match_items(generation)
 
 
 def test_some_failed_ends_partial_success(owner):
     generation = processing_video(owner)
-    soft_1, soft_2, bold_1, bold_2 = _scenes(generation)
+    soft_1, soft_2, bold_1, bold_2 = _items(generation)
     _complete(soft_1)
     _complete(soft_2)
     _complete(bold_1)
@@ -344,50 +344,50 @@ def test_some_failed_ends_partial_success(owner):
         "soft": GenerationStatus.COMPLETED,
         "bold": GenerationStatus.PARTIAL_SUCCESS,
     }
-    assert_counters_match_scenes(generation)
+    assert_counters_match_items(generation)
 
 
 def test_none_completed_ends_failed(owner):
     generation = processing_video(owner)
-    scenes = _scenes(generation)
-    _fail(scenes[0], error=GenerationError(ErrorCode.INTERNAL, "Boom."))
-    for scene in scenes[1:]:
-        _fail(scene)
+    items = _items(generation)
+    _fail(items[0], error=GenerationError(ErrorCode.INTERNAL, "Boom."))
+    for item in items[1:]:
+        _fail(item)
 
     _assert_ended_as(generation, GenerationStatus.FAILED)
     assert generation.error_code == ErrorCode.PROVIDER_REJECTED
     assert generation.error_message.startswith("4 item(s) failed.")
     assert variant_statuses(generation) == {GenerationStatus.FAILED}
-    assert_counters_match_scenes(generation)
+    assert_counters_match_items(generation)
 
 
 def test_cancel_wins_over_completed_items(owner, evaluations):
     generation = processing_video(owner)
-    scenes = _scenes(generation)
-    _complete(scenes[0])
-    running = [scene_claim(scene_id=scene.id, claim_token="w1") for scene in scenes[1:]]
+    items = _items(generation)
+    _complete(items[0])
+    running = [item_claim(item_id=item.id, claim_token="w1") for item in items[1:]]
     generation_cancel(generation=generation)
 
-    for scene in running:
-        scene_stop_cancelled(scene=scene, claim_token="w1")
+    for item in running:
+        item_stop_cancelled(item=item, claim_token="w1")
 
     _assert_ended_as(generation, GenerationStatus.CANCELLED)
     assert (generation.completed_items, generation.cancelled_items) == (1, 3)
     assert variant_statuses(generation) == {GenerationStatus.CANCELLED}
-    assert_counters_match_scenes(generation)
+    assert_counters_match_items(generation)
 
 
 def test_final_status_is_decided_once(owner, evaluations):
     generation = processing_video(owner, variants=["soft"], scenes_per_variant=1)
-    scene = _complete(_scenes(generation)[0])
+    item = _complete(_items(generation)[0])
     generation.refresh_from_db()
     decided = (generation.status, generation.completed_at, generation.generation_time_seconds)
 
     # A late duplicate of the last event, and a second roll-up, change nothing.
-    assert not scene_complete(scene=scene, claim_token="w1", result=scene_result(scene))
-    finalize_if_ended(
+    assert not item_complete(item=item, claim_token="w1", result=item_result(item))
+    finalise_if_ended(
         generation_id=generation.id,
-        variant_ids=[scene.variant_id],
+        variant_ids=[item.variant_id],
         now=timezone.now() + timedelta(hours=1),
     )
 
@@ -398,13 +398,13 @@ def test_final_status_is_decided_once(owner, evaluations):
         generation.generation_time_seconds,
     ) == decided
     assert evaluations == [generation.id]
-    variant = Variant.objects.get(id=scene.variant_id)
+    variant = Variant.objects.get(id=item.variant_id)
     assert variant.completed_at <= decided[1]
 
 
 def test_evaluation_is_saved_at_the_end(owner):
     generation = processing_video(owner)
-    soft_1, soft_2, bold_1, bold_2 = _scenes(generation)
+    soft_1, soft_2, bold_1, bold_2 = _items(generation)
     _complete(soft_1)
     _complete(soft_2)
     _complete(bold_1)
@@ -431,68 +431,68 @@ def test_evaluation_is_saved_at_the_end(owner):
 # Lost workers ----------------------------------------------------------------------------
 
 
-def _age(scene, seconds):
-    Scene.objects.filter(id=scene.id).update(started_at=timezone.now() - timedelta(seconds=seconds))
+def _age(item, seconds):
+    Item.objects.filter(id=item.id).update(started_at=timezone.now() - timedelta(seconds=seconds))
 
 
-def test_lost_scene_is_requeued_then_failed_as_worker_lost(owner, settings):
-    settings.SCENE_MAX_ATTEMPTS = 3
+def test_lost_item_is_requeued_then_failed_as_worker_lost(owner, settings):
+    settings.ITEM_MAX_ATTEMPTS = 3
     generation = processing_video(owner)
-    scene = _scenes(generation)[0]
+    item = _items(generation)[0]
 
     for attempt in (1, 2):
-        scene_claim(scene_id=scene.id, claim_token=f"delivery-{attempt}")
-        _age(scene, 3600)
+        item_claim(item_id=item.id, claim_token=f"delivery-{attempt}")
+        _age(item, 3600)
         before = timezone.now()
-        assert scene_recover_lost(scene_id=scene.id, started_before=timezone.now()) is True
-        scene.refresh_from_db()
-        assert scene.status == SceneStatus.QUEUED
-        assert scene.claim_token == ""
-        assert scene.queued_at >= before
-        assert scene.attempts == attempt
+        assert item_recover_lost(item_id=item.id, started_before=timezone.now()) is True
+        item.refresh_from_db()
+        assert item.status == ItemStatus.QUEUED
+        assert item.claim_token == ""
+        assert item.queued_at >= before
+        assert item.attempts == attempt
         generation.refresh_from_db()
         assert generation.failed_items == 0
 
-    scene_claim(scene_id=scene.id, claim_token="delivery-3")
-    _age(scene, 3600)
-    assert scene_recover_lost(scene_id=scene.id, started_before=timezone.now()) is False
+    item_claim(item_id=item.id, claim_token="delivery-3")
+    _age(item, 3600)
+    assert item_recover_lost(item_id=item.id, started_before=timezone.now()) is False
 
-    scene.refresh_from_db()
-    assert scene.status == SceneStatus.FAILED
-    assert scene.error_code == ErrorCode.WORKER_LOST
-    assert "3 times" in scene.error_message
+    item.refresh_from_db()
+    assert item.status == ItemStatus.FAILED
+    assert item.error_code == ErrorCode.WORKER_LOST
+    assert "3 times" in item.error_message
     generation.refresh_from_db()
     assert generation.failed_items == 1
-    assert_counters_match_scenes(generation)
+    assert_counters_match_items(generation)
 
 
-def test_recent_scene_is_not_recovered(owner):
+def test_recent_item_is_not_recovered(owner):
     generation = processing_video(owner)
-    scene = _scenes(generation)[0]
-    scene_claim(scene_id=scene.id, claim_token="w1")
+    item = _items(generation)[0]
+    item_claim(item_id=item.id, claim_token="w1")
 
     lease_start = timezone.now() - timedelta(seconds=900)
-    assert scene_recover_lost(scene_id=scene.id, started_before=lease_start) is False
+    assert item_recover_lost(item_id=item.id, started_before=lease_start) is False
 
-    scene.refresh_from_db()
-    assert scene.status == SceneStatus.PROCESSING
-    assert scene.claim_token == "w1"
+    item.refresh_from_db()
+    assert item.status == ItemStatus.PROCESSING
+    assert item.claim_token == "w1"
     generation.refresh_from_db()
     assert generation.failed_items == 0
 
 
 def test_lost_worker_finishing_late_is_not_counted(owner):
     generation = processing_video(owner)
-    scene = scene_claim(scene_id=_scenes(generation)[0].id, claim_token="lost")
-    _age(scene, 3600)
-    scene_recover_lost(scene_id=scene.id, started_before=timezone.now())
-    scene_claim(scene_id=scene.id, claim_token="new")
+    item = item_claim(item_id=_items(generation)[0].id, claim_token="lost")
+    _age(item, 3600)
+    item_recover_lost(item_id=item.id, started_before=timezone.now())
+    item_claim(item_id=item.id, claim_token="new")
 
-    assert not scene_complete(scene=scene, claim_token="lost", result=scene_result(scene))
+    assert not item_complete(item=item, claim_token="lost", result=item_result(item))
 
-    scene = Scene.objects.get(id=scene.id)
-    assert scene.status == SceneStatus.PROCESSING
-    assert scene.claim_token == "new"
+    item = Item.objects.get(id=item.id)
+    assert item.status == ItemStatus.PROCESSING
+    assert item.claim_token == "new"
     generation.refresh_from_db()
     assert generation.completed_items == 0
 
@@ -501,14 +501,14 @@ def test_lost_worker_finishing_late_is_not_counted(owner):
 
 
 def test_retry_delay_grows_exponentially(settings, monkeypatch):
-    settings.SCENE_RETRY_BACKOFF_SECONDS = 2
+    settings.ITEM_RETRY_BACKOFF_SECONDS = 2
     monkeypatch.setattr(progress.random, "uniform", lambda low, high: 1.0)
 
     assert [retry_delay(attempts) for attempts in range(0, 6)] == [2, 2, 4, 8, 16, 32]
 
 
 def test_retry_delay_is_capped(settings, monkeypatch):
-    settings.SCENE_RETRY_BACKOFF_SECONDS = 2
+    settings.ITEM_RETRY_BACKOFF_SECONDS = 2
     monkeypatch.setattr(progress.random, "uniform", lambda low, high: 1.0)
 
     assert retry_delay(8) == 2 * 2**7
@@ -517,7 +517,7 @@ def test_retry_delay_is_capped(settings, monkeypatch):
 
 
 def test_retry_delay_has_bounded_jitter(settings):
-    settings.SCENE_RETRY_BACKOFF_SECONDS = 2
+    settings.ITEM_RETRY_BACKOFF_SECONDS = 2
     delays = {retry_delay(3) for _ in range(50)}
 
     assert all(8 * 0.8 <= delay <= 8 * 1.2 for delay in delays)
@@ -525,7 +525,7 @@ def test_retry_delay_has_bounded_jitter(settings):
 
 
 def test_retry_delay_never_exceeds_the_cap(settings, monkeypatch):
-    settings.SCENE_RETRY_BACKOFF_SECONDS = 2
+    settings.ITEM_RETRY_BACKOFF_SECONDS = 2
     monkeypatch.setattr(progress.random, "uniform", lambda low, high: high)
 
     assert retry_delay(30) <= MAX_RETRY_DELAY_SECONDS
@@ -548,15 +548,15 @@ THREADS = 8
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_workers_count_every_scene_exactly_once(owner, evaluations, counting):
-    """8 workers race over every scene of one generation: each scene is claimed once,
+def test_concurrent_workers_count_every_item_exactly_once(owner, evaluations, counting):
+    """8 workers race over every item of one generation: each item is claimed once,
     every counter equals the truth and the final status is decided once."""
     labels = [f"v{n}" for n in range(8)]
     generation = processing_video(owner, variants=labels, scenes_per_variant=12)
-    scenes = _scenes(generation)
-    assert len(scenes) == 96
-    # Scene 5 of every variant fails; the rest complete.
-    failing = {scene.id for scene in scenes if scene.number == 5}
+    items = _items(generation)
+    assert len(items) == 96
+    # Item 5 of every variant fails; the rest complete.
+    failing = {item.id for item in items if item.number == 5}
     barrier = threading.Barrier(THREADS)
     claimed_by: dict[int, list] = {n: [] for n in range(THREADS)}
     errors = []
@@ -564,19 +564,19 @@ def test_concurrent_workers_count_every_scene_exactly_once(owner, evaluations, c
     def worker(n):
         try:
             barrier.wait(timeout=10)
-            # Each worker walks every scene, starting at a different place.
-            order = scenes[n * 12 :] + scenes[: n * 12]
-            for scene in order:
-                token = f"worker-{n}-{scene.id}"
-                claimed = scene_claim(scene_id=scene.id, claim_token=token)
+            # Each worker walks every item, starting at a different place.
+            order = items[n * 12 :] + items[: n * 12]
+            for item in order:
+                token = f"worker-{n}-{item.id}"
+                claimed = item_claim(item_id=item.id, claim_token=token)
                 if claimed is None:
                     continue
-                claimed_by[n].append(scene.id)
-                if scene.id in failing:
-                    scene_fail(scene=claimed, claim_token=token, error=REJECTED)
+                claimed_by[n].append(item.id)
+                if item.id in failing:
+                    item_fail(item=claimed, claim_token=token, error=REJECTED)
                 else:
-                    assert scene_complete(
-                        scene=claimed, claim_token=token, result=scene_result(claimed)
+                    assert item_complete(
+                        item=claimed, claim_token=token, result=item_result(claimed)
                     )
         except Exception as exc:  # noqa: BLE001 (reported to the main thread)
             errors.append(exc)
@@ -591,22 +591,22 @@ def test_concurrent_workers_count_every_scene_exactly_once(owner, evaluations, c
 
     assert not any(thread.is_alive() for thread in threads)
     assert errors == []
-    all_claims = [scene_id for claims in claimed_by.values() for scene_id in claims]
-    assert sorted(all_claims) == sorted(scene.id for scene in scenes)
+    all_claims = [item_id for claims in claimed_by.values() for item_id in claims]
+    assert sorted(all_claims) == sorted(item.id for item in items)
     assert sum(1 for claims in claimed_by.values() if claims) > 1
 
     generation.refresh_from_db()
     assert generation.completed_items == 88
     assert generation.failed_items == 8
     assert generation.cancelled_items == 0
-    assert generation.actual_cost == SCENE_COST * 88
+    assert generation.actual_cost == ITEM_COST * 88
     assert generation.status == GenerationStatus.PARTIAL_SUCCESS
     assert generation.completed_at is not None
     assert evaluations == [generation.id]
     for variant in Variant.objects.filter(generation=generation):
-        assert (variant.scenes_completed, variant.scenes_failed) == (11, 1)
+        assert (variant.completed_items, variant.failed_items) == (11, 1)
         assert variant.status == GenerationStatus.PARTIAL_SUCCESS
-    assert Scene.objects.filter(generation=generation, attempts=1).count() == 96
-    assert_counters_match_scenes(generation)
+    assert Item.objects.filter(generation=generation, attempts=1).count() == 96
+    assert_counters_match_items(generation)
     evaluation = GenerationMetadata.objects.get(generation=generation).evaluation
     assert evaluation["success_rate"] == round(88 / 96, 4)

@@ -5,19 +5,19 @@ import pytest
 
 from generations import pipeline
 from generations.errors import ActionRefused, ErrorCode
-from generations.models import Generation, Scene, Variant
-from generations.progress import scene_claim, scene_complete, scene_stop_cancelled
+from generations.models import Generation, Item, Variant
+from generations.progress import item_claim, item_complete, item_stop_cancelled
 from generations.services import generation_cancel
-from generations.states import GenerationStatus, SceneStatus
+from generations.states import GenerationStatus, ItemStatus
 from generations.tests.factories import GenerationFactory
 from generations.tests.pipeline_helpers import (
-    SCENE_COST,
-    assert_counters_match_scenes,
+    ITEM_COST,
+    assert_counters_match_items,
     create_video,
+    item_of,
+    item_result,
+    item_statuses,
     processing_video,
-    scene_of,
-    scene_result,
-    scene_statuses,
     variant_status_by_label,
     variant_statuses,
 )
@@ -36,16 +36,16 @@ def test_cancel_pending_cancels_every_item(owner):
     assert result.completed_at is not None
     assert result.generation_time_seconds == 0.0
     assert result.error_code == ErrorCode.CANCELLED
-    for scene in Scene.objects.filter(generation=generation):
-        assert scene.status == SceneStatus.CANCELLED
-        assert scene.error_code == ErrorCode.CANCELLED
-        assert scene.completed_at is not None
-        assert scene.attempts == 0
+    for item in Item.objects.filter(generation=generation):
+        assert item.status == ItemStatus.CANCELLED
+        assert item.error_code == ErrorCode.CANCELLED
+        assert item.completed_at is not None
+        assert item.attempts == 0
     for variant in Variant.objects.filter(generation=generation):
         assert variant.status == GenerationStatus.CANCELLED
-        assert variant.scenes_cancelled == 2
+        assert variant.cancelled_items == 2
         assert variant.completed_at is not None
-    assert_counters_match_scenes(generation)
+    assert_counters_match_items(generation)
 
 
 def test_cancel_enqueues_nothing(owner, sent, django_capture_on_commit_callbacks):
@@ -78,18 +78,18 @@ def test_cancel_processing_cancels_queued_items_now(owner):
     assert result.cancelled_items == 4
     assert result.generation_time_seconds > 0
     assert variant_statuses(generation) == {GenerationStatus.CANCELLED}
-    assert_counters_match_scenes(generation)
+    assert_counters_match_items(generation)
 
 
-def test_running_scene_keeps_running_and_is_counted_when_it_stops(owner):
+def test_running_item_keeps_running_and_is_counted_when_it_stops(owner):
     generation = processing_video(owner)
-    running = scene_of(generation, "soft", 1)
-    assert scene_claim(scene_id=running.id, claim_token="worker-1") is not None
+    running = item_of(generation, "soft", 1)
+    assert item_claim(item_id=running.id, claim_token="worker-1") is not None
 
     cancelled = generation_cancel(generation=generation)
 
     running.refresh_from_db()
-    assert running.status == SceneStatus.PROCESSING
+    assert running.status == ItemStatus.PROCESSING
     assert cancelled.status == GenerationStatus.CANCELLED
     assert cancelled.cancelled_items == 3
     assert cancelled.pending_items == 1
@@ -99,15 +99,15 @@ def test_running_scene_keeps_running_and_is_counted_when_it_stops(owner):
         "soft": GenerationStatus.PROCESSING,
         "bold": GenerationStatus.CANCELLED,
     }
-    assert_counters_match_scenes(generation)
+    assert_counters_match_items(generation)
     time_at_cancel = cancelled.generation_time_seconds
     completed_at = cancelled.completed_at
 
-    scene_stop_cancelled(scene=running, claim_token="worker-1")
+    item_stop_cancelled(item=running, claim_token="worker-1")
 
     generation.refresh_from_db()
     running.refresh_from_db()
-    assert running.status == SceneStatus.CANCELLED
+    assert running.status == ItemStatus.CANCELLED
     assert running.error_code == ErrorCode.CANCELLED
     assert generation.status == GenerationStatus.CANCELLED
     assert generation.cancelled_items == 4
@@ -116,53 +116,53 @@ def test_running_scene_keeps_running_and_is_counted_when_it_stops(owner):
     assert generation.completed_at == completed_at
     soft = Variant.objects.get(generation=generation, label="soft")
     assert soft.status == GenerationStatus.CANCELLED
-    assert soft.scenes_cancelled == 2
-    assert_counters_match_scenes(generation)
+    assert soft.cancelled_items == 2
+    assert_counters_match_items(generation)
 
 
 def test_stopping_twice_counts_once(owner):
     generation = processing_video(owner)
-    running = scene_of(generation, "soft", 1)
-    scene_claim(scene_id=running.id, claim_token="worker-1")
+    running = item_of(generation, "soft", 1)
+    item_claim(item_id=running.id, claim_token="worker-1")
     generation_cancel(generation=generation)
 
-    scene_stop_cancelled(scene=running, claim_token="worker-1")
-    scene_stop_cancelled(scene=running, claim_token="worker-1")
+    item_stop_cancelled(item=running, claim_token="worker-1")
+    item_stop_cancelled(item=running, claim_token="worker-1")
 
     generation.refresh_from_db()
     assert generation.cancelled_items == 4
-    assert_counters_match_scenes(generation)
+    assert_counters_match_items(generation)
 
 
-def test_running_scene_finishing_after_cancel_is_counted_completed(owner):
+def test_running_item_finishing_after_cancel_is_counted_completed(owner):
     generation = processing_video(owner)
-    running = scene_of(generation, "soft", 1)
-    scene = scene_claim(scene_id=running.id, claim_token="worker-1")
+    running = item_of(generation, "soft", 1)
+    item = item_claim(item_id=running.id, claim_token="worker-1")
     generation_cancel(generation=generation)
 
-    assert scene_complete(scene=scene, claim_token="worker-1", result=scene_result(scene))
+    assert item_complete(item=item, claim_token="worker-1", result=item_result(item))
 
     generation.refresh_from_db()
     assert generation.status == GenerationStatus.CANCELLED
     assert (generation.completed_items, generation.cancelled_items) == (1, 3)
-    assert generation.actual_cost == SCENE_COST
+    assert generation.actual_cost == ITEM_COST
     assert variant_statuses(generation) == {GenerationStatus.CANCELLED}
-    assert_counters_match_scenes(generation)
+    assert_counters_match_items(generation)
 
 
-def test_cancel_keeps_completed_scenes(owner):
+def test_cancel_keeps_completed_items(owner):
     generation = processing_video(owner)
-    done = scene_of(generation, "soft", 1)
-    pipeline.scene_render(scene_id=done.id, claim_token="worker-1")
+    done = item_of(generation, "soft", 1)
+    pipeline.item_render(item_id=done.id, claim_token="worker-1")
 
     result = generation_cancel(generation=generation)
 
     done.refresh_from_db()
-    assert done.status == SceneStatus.COMPLETED
+    assert done.status == ItemStatus.COMPLETED
     assert done.asset_key
     assert (result.completed_items, result.cancelled_items) == (1, 3)
     assert result.status == GenerationStatus.CANCELLED
-    assert_counters_match_scenes(generation)
+    assert_counters_match_items(generation)
 
 
 @pytest.mark.parametrize(
@@ -204,8 +204,8 @@ def test_cancel_refused_when_it_ended_meanwhile_changes_nothing(owner):
     with pytest.raises(ActionRefused, match="ended before"):
         generation_cancel(generation=stale)
 
-    assert scene_statuses(generation) == {SceneStatus.QUEUED}
-    assert not Variant.objects.filter(generation=generation, scenes_cancelled__gt=0).exists()
+    assert item_statuses(generation) == {ItemStatus.QUEUED}
+    assert not Variant.objects.filter(generation=generation, cancelled_items__gt=0).exists()
     generation.refresh_from_db()
     assert generation.status == GenerationStatus.FAILED
     assert generation.cancelled_items == 0

@@ -9,9 +9,9 @@ from django.db import transaction
 
 from generations import dispatch
 from generations.errors import InputError
-from generations.models import Generation, GenerationMetadata, Scene, SourceType, Variant
+from generations.models import Generation, GenerationMetadata, Item, SourceType, Variant
 from generations.services import TITLE_LENGTH, generation_create
-from generations.states import GenerationStatus, SceneStatus
+from generations.states import GenerationStatus, ItemStatus
 from generations.tests.pipeline_helpers import SMALL_VIDEO_DEFAULT_VARIANTS
 from storage.services import object_exists, object_keys, object_open
 
@@ -48,17 +48,17 @@ def test_rows_are_recorded_pending_before_any_provider_runs(owner, sent, produce
         ("aggressive", 2),
         ("ultra", 3),
     ]
-    assert all(v.status == GenerationStatus.PENDING and v.total_scenes == 3 for v in variants)
-    assert all(v.scenes_completed == v.scenes_failed == v.scenes_cancelled == 0 for v in variants)
+    assert all(v.status == GenerationStatus.PENDING and v.total_items == 3 for v in variants)
+    assert all(v.completed_items == v.failed_items == v.cancelled_items == 0 for v in variants)
 
-    scenes = list(Scene.objects.filter(generation=generation))
-    assert len(scenes) == 12
+    items = list(Item.objects.filter(generation=generation))
+    assert len(items) == 12
     for variant in variants:
-        numbers = sorted(s.number for s in scenes if s.variant_id == variant.id)
+        numbers = sorted(s.number for s in items if s.variant_id == variant.id)
         assert numbers == [1, 2, 3]
-    assert all(s.status == SceneStatus.QUEUED for s in scenes)
-    assert all(s.queued_at is not None and s.attempts == 0 for s in scenes)
-    assert all(s.started_at is None and s.asset_key == "" for s in scenes)
+    assert all(s.status == ItemStatus.QUEUED for s in items)
+    assert all(s.queued_at is not None and s.attempts == 0 for s in items)
+    assert all(s.started_at is None and s.asset_key == "" for s in items)
 
     metadata = GenerationMetadata.objects.get(generation=generation)
     assert metadata.analysis == metadata.prompts == metadata.evaluation == {}
@@ -83,15 +83,15 @@ def test_totals_are_variants_times_items(owner, sent):
     )
 
     assert video.total_items == 10
-    assert Scene.objects.filter(generation=video).count() == 10
+    assert Item.objects.filter(generation=video).count() == 10
     assert speech.total_items == 6
     assert list(
-        Scene.objects.filter(generation=speech, variant__label="ben")
+        Item.objects.filter(generation=speech, variant__label="ben")
         .order_by("number")
         .values_list("prompt", flat=True)
     ) == ["Welcome to the spring sale.", "Everything in the kitchen is half price."]
     assert image.total_items == 3
-    assert set(Scene.objects.filter(generation=image).values_list("prompt", flat=True)) == {
+    assert set(Item.objects.filter(generation=image).values_list("prompt", flat=True)) == {
         "A red bicycle"
     }
 
@@ -122,7 +122,7 @@ def test_given_seed_is_recorded(owner, sent):
 @pytest.mark.parametrize(
     ("kind", "raw", "expected"),
     [
-        # 4 variants x 2 scenes x 1.5 s x 0.01
+        # 4 variants x 2 items x 1.5 s x 0.01
         (
             "video_ad",
             {**SMALL_VIDEO_DEFAULT_VARIANTS, "scenes_per_variant": 2, "scene_seconds": 1.5},

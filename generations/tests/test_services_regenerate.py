@@ -4,7 +4,7 @@ import pytest
 
 from generations import dispatch
 from generations.errors import InputError
-from generations.models import Generation, Scene, SourceType
+from generations.models import Generation, Item, SourceType
 from generations.services import generation_create, generation_regenerate
 from generations.states import GenerationStatus
 from generations.tests.pipeline_helpers import create_uploaded_video, create_video, run_pipeline
@@ -22,7 +22,7 @@ def _create(owner, **overrides):
 def _prompts(generation):
     return {
         (label, number): prompt
-        for label, number, prompt in Scene.objects.filter(generation=generation).values_list(
+        for label, number, prompt in Item.objects.filter(generation=generation).values_list(
             "variant__label", "number", "prompt"
         )
     }
@@ -31,7 +31,7 @@ def _prompts(generation):
 def _checksums(generation):
     return {
         (label, number): checksum
-        for label, number, checksum in Scene.objects.filter(generation=generation).values_list(
+        for label, number, checksum in Item.objects.filter(generation=generation).values_list(
             "variant__label", "number", "checksum"
         )
     }
@@ -54,7 +54,7 @@ def test_same_input_and_seed_give_the_same_media(owner):
         assert child.input == parent.input
         assert child.input["seed"] == parent.input["seed"]
         assert _prompts(child) == _prompts(parent)
-        child_keys = Scene.objects.filter(generation=child).values_list("asset_key", flat=True)
+        child_keys = Item.objects.filter(generation=child).values_list("asset_key", flat=True)
         assert all(key.startswith(f"generations/{child.id}/") for key in child_keys)
     assert [_checksums(child) for child in children] == [parent_checksums, parent_checksums]
 

@@ -4,20 +4,20 @@ import pytest
 
 from generations import dispatch, pipeline
 from generations.errors import ActionRefused
-from generations.models import Generation, Scene, Variant
-from generations.progress import scene_claim, scene_complete, scene_stop_cancelled
+from generations.models import Generation, Item, Variant
+from generations.progress import item_claim, item_complete, item_stop_cancelled
 from generations.services import (
     generation_cancel,
     generation_delete,
     generation_retry,
 )
-from generations.states import GenerationStatus, SceneStatus
+from generations.states import GenerationStatus, ItemStatus
 from generations.tests.pipeline_helpers import (
     create_video,
+    item_of,
+    item_result,
     processing_video,
     run_pipeline,
-    scene_of,
-    scene_result,
     variant_status_by_label,
     variant_statuses,
 )
@@ -27,21 +27,21 @@ pytestmark = pytest.mark.django_db
 
 def _completed_facts(generation):
     return {
-        (scene.variant.label, scene.number): (
-            scene.attempts,
-            scene.completed_at,
-            scene.checksum,
-            scene.asset_key,
-            scene.started_at,
+        (item.variant.label, item.number): (
+            item.attempts,
+            item.completed_at,
+            item.checksum,
+            item.asset_key,
+            item.started_at,
         )
-        for scene in Scene.objects.filter(
-            generation=generation, status=SceneStatus.COMPLETED
+        for item in Item.objects.filter(
+            generation=generation, status=ItemStatus.COMPLETED
         ).select_related("variant")
     }
 
 
-def test_retry_keeps_successful_scenes(owner, produced):
-    generation = run_pipeline(create_video(owner, fail_scenes=["soft:2"]))
+def test_retry_keeps_successful_items(owner, produced):
+    generation = run_pipeline(create_video(owner, fail_items=["soft:2"]))
     assert generation.status == GenerationStatus.PARTIAL_SUCCESS
     assert (generation.completed_items, generation.failed_items) == (3, 1)
     before = _completed_facts(generation)
@@ -51,8 +51,8 @@ def test_retry_keeps_successful_scenes(owner, produced):
     queued = generation_retry(generation=generation)
 
     assert queued == 1
-    retried = scene_of(generation, "soft", 2)
-    assert retried.status == SceneStatus.QUEUED
+    retried = item_of(generation, "soft", 2)
+    assert retried.status == ItemStatus.QUEUED
     assert retried.error_code == ""
     assert retried.completed_at is None
     assert retried.claim_token == ""
@@ -72,7 +72,7 @@ def test_retry_keeps_successful_scenes(owner, produced):
 
 
 def test_retry_adjusts_counters(owner):
-    generation = run_pipeline(create_video(owner, fail_scenes=["soft:1", "bold:2"]))
+    generation = run_pipeline(create_video(owner, fail_items=["soft:1", "bold:2"]))
     assert (generation.completed_items, generation.failed_items) == (2, 2)
 
     generation_retry(generation=generation)
@@ -89,7 +89,7 @@ def test_retry_adjusts_counters(owner):
     assert generation.error_code == generation.error_message == ""
     for variant in Variant.objects.filter(generation=generation):
         assert variant.status == GenerationStatus.PROCESSING
-        assert (variant.scenes_completed, variant.scenes_failed) == (1, 0)
+        assert (variant.completed_items, variant.failed_items) == (1, 0)
         assert variant.completed_at is None
         assert variant.error_code == ""
 
@@ -97,7 +97,7 @@ def test_retry_adjusts_counters(owner):
 def test_retry_enqueues_the_generation_after_commit(
     owner, sent, django_capture_on_commit_callbacks
 ):
-    generation = run_pipeline(create_video(owner, fail_scenes=["bold:1"]))
+    generation = run_pipeline(create_video(owner, fail_items=["bold:1"]))
 
     with django_capture_on_commit_callbacks(execute=True):
         generation_retry(generation=generation)
@@ -106,9 +106,9 @@ def test_retry_enqueues_the_generation_after_commit(
 
 
 def test_retry_runs_failed_and_cancelled_items(owner):
-    generation = create_video(owner, fail_scenes=["soft:1"])
+    generation = create_video(owner, fail_items=["soft:1"])
     pipeline.generation_prepare(generation_id=generation.id)
-    pipeline.scene_render(scene_id=scene_of(generation, "soft", 1).id, claim_token="w1")
+    pipeline.item_render(item_id=item_of(generation, "soft", 1).id, claim_token="w1")
     generation = generation_cancel(generation=generation)
     assert (generation.failed_items, generation.cancelled_items) == (1, 3)
 
@@ -136,13 +136,13 @@ def test_retry_of_cancelled_pending_generation_runs_it(owner):
 
 
 def test_retried_generation_ends_with_every_variant_completed(owner):
-    """A scene that finished after the cancel leaves its variant cancelled ("a cancel
+    """A item that finished after the cancel leaves its variant cancelled ("a cancel
     wins"); once the retry completes every item, no variant may still say cancelled."""
     generation = create_video(owner, variants=["soft", "bold"], scenes_per_variant=1)
     pipeline.generation_prepare(generation_id=generation.id)
-    scene = scene_claim(scene_id=scene_of(generation, "soft", 1).id, claim_token="w1")
+    item = item_claim(item_id=item_of(generation, "soft", 1).id, claim_token="w1")
     generation_cancel(generation=generation)
-    scene_complete(scene=scene, claim_token="w1", result=scene_result(scene))
+    item_complete(item=item, claim_token="w1", result=item_result(item))
     generation.refresh_from_db()
     assert (generation.completed_items, generation.cancelled_items) == (1, 1)
 
@@ -157,7 +157,7 @@ def test_retried_generation_ends_with_every_variant_completed(owner):
 
 
 def test_generation_time_accumulates_across_runs(owner):
-    generation = run_pipeline(create_video(owner, fail_scenes=["soft:1"]))
+    generation = run_pipeline(create_video(owner, fail_items=["soft:1"]))
     first_run = generation.generation_time_seconds
     assert first_run > 0
 
@@ -195,19 +195,19 @@ def test_retry_refused_for_processing(owner):
 
 
 def test_retry_refused_in_the_trash(owner):
-    generation = run_pipeline(create_video(owner, fail_scenes=["soft:1"]))
+    generation = run_pipeline(create_video(owner, fail_items=["soft:1"]))
     generation = generation_delete(generation=generation)
 
     with pytest.raises(ActionRefused, match="trash"):
         generation_retry(generation=generation)
 
-    assert scene_of(generation, "soft", 1).status == SceneStatus.FAILED
+    assert item_of(generation, "soft", 1).status == ItemStatus.FAILED
 
 
-def test_retry_refused_while_a_scene_is_still_stopping(owner):
+def test_retry_refused_while_a_item_is_still_stopping(owner):
     generation = create_video(owner)
     pipeline.generation_prepare(generation_id=generation.id)
-    running = scene_claim(scene_id=scene_of(generation, "soft", 1).id, claim_token="w1")
+    running = item_claim(item_id=item_of(generation, "soft", 1).id, claim_token="w1")
     generation = generation_cancel(generation=generation)
 
     with pytest.raises(ActionRefused, match="still stopping"):
@@ -216,9 +216,9 @@ def test_retry_refused_while_a_scene_is_still_stopping(owner):
     generation.refresh_from_db()
     assert generation.status == GenerationStatus.CANCELLED
     assert generation.cancelled_items == 3
-    assert Scene.objects.filter(generation=generation, status=SceneStatus.CANCELLED).count() == 3
+    assert Item.objects.filter(generation=generation, status=ItemStatus.CANCELLED).count() == 3
 
-    scene_stop_cancelled(scene=running, claim_token="w1")
+    item_stop_cancelled(item=running, claim_token="w1")
     generation.refresh_from_db()
     assert generation_retry(generation=generation) == 4
 
@@ -226,9 +226,9 @@ def test_retry_refused_while_a_scene_is_still_stopping(owner):
 def test_retry_refused_when_every_item_completed(owner):
     generation = create_video(owner, variants=["soft"], scenes_per_variant=1)
     pipeline.generation_prepare(generation_id=generation.id)
-    scene = scene_claim(scene_id=scene_of(generation, "soft", 1).id, claim_token="w1")
+    item = item_claim(item_id=item_of(generation, "soft", 1).id, claim_token="w1")
     generation_cancel(generation=generation)
-    scene_complete(scene=scene, claim_token="w1", result=scene_result(scene))
+    item_complete(item=item, claim_token="w1", result=item_result(item))
     generation.refresh_from_db()
     assert generation.status == GenerationStatus.CANCELLED
 

@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from generations import pipeline, services
 from generations.errors import ActionRefused
-from generations.models import Generation, GenerationMetadata, Scene, Variant
-from generations.progress import scene_claim
+from generations.models import Generation, GenerationMetadata, Item, Variant
+from generations.progress import item_claim
 from generations.selectors import trash_cutoff
 from generations.services import (
     generation_create,
@@ -19,9 +19,9 @@ from generations.services import (
     generation_restore,
     generations_purge_expired,
 )
-from generations.states import GenerationStatus, SceneStatus
+from generations.states import GenerationStatus, ItemStatus
 from generations.tests.factories import GenerationFactory
-from generations.tests.pipeline_helpers import run_pipeline, scene_statuses
+from generations.tests.pipeline_helpers import item_statuses, run_pipeline
 from storage.services import StorageUnavailable, object_keys, object_save
 
 pytestmark = pytest.mark.django_db
@@ -59,7 +59,7 @@ def _rows_exist(generation_id):
     return {
         "generation": Generation.objects.filter(id=generation_id).exists(),
         "variants": Variant.objects.filter(generation_id=generation_id).exists(),
-        "scenes": Scene.objects.filter(generation_id=generation_id).exists(),
+        "items": Item.objects.filter(generation_id=generation_id).exists(),
         "metadata": GenerationMetadata.objects.filter(generation_id=generation_id).exists(),
     }
 
@@ -87,14 +87,14 @@ def test_delete_cancels_a_pending_generation_first(owner):
     assert result.deleted_at is not None
     assert result.status == GenerationStatus.CANCELLED
     assert result.cancelled_items == 2
-    assert scene_statuses(generation) == {SceneStatus.CANCELLED}
+    assert item_statuses(generation) == {ItemStatus.CANCELLED}
 
 
 def test_delete_cancels_a_processing_generation_first(owner):
     generation = _create(owner)
     pipeline.generation_prepare(generation_id=generation.id)
-    running = Scene.objects.filter(generation=generation).first()
-    scene_claim(scene_id=running.id, claim_token="w1")
+    running = Item.objects.filter(generation=generation).first()
+    item_claim(item_id=running.id, claim_token="w1")
     generation.refresh_from_db()
 
     result = generation_delete(generation=generation)
@@ -103,7 +103,7 @@ def test_delete_cancels_a_processing_generation_first(owner):
     assert result.deleted_at is not None
     assert result.cancelled_items == 1
     running.refresh_from_db()
-    assert running.status == SceneStatus.PROCESSING
+    assert running.status == ItemStatus.PROCESSING
 
 
 def test_delete_twice_is_refused(owner):
@@ -178,11 +178,11 @@ def test_purge_removes_rows_and_objects_past_retention_only(owner, settings):
     assert generations_purge_expired() == 1
 
     assert _rows_exist(expired.id) == dict.fromkeys(
-        ["generation", "variants", "scenes", "metadata"], False
+        ["generation", "variants", "items", "metadata"], False
     )
     assert _keys(expired) == set()
     assert _rows_exist(recent.id) == dict.fromkeys(
-        ["generation", "variants", "scenes", "metadata"], True
+        ["generation", "variants", "items", "metadata"], True
     )
     assert _rows_exist(kept.id)["generation"]
     assert _keys(recent) == recent_keys
@@ -205,11 +205,11 @@ def test_purge_lists_the_folder_of_a_generation_with_an_interrupted_item(owner):
     object, so the purge lists the generation's folder to find it."""
     generation = _create(owner)
     pipeline.generation_prepare(generation_id=generation.id)
-    scene = Scene.objects.filter(generation=generation).first()
-    claimed = scene_claim(scene_id=scene.id, claim_token="w1")
+    item = Item.objects.filter(generation=generation).first()
+    claimed = item_claim(item_id=item.id, claim_token="w1")
     stray = f"generations/{generation.id}/{claimed.variant_label}/scene_{claimed.number}.png"
     object_save(key=stray, content=io.BytesIO(b"rendered, never recorded"))
-    Scene.objects.filter(id=scene.id).update(status=SceneStatus.FAILED)
+    Item.objects.filter(id=item.id).update(status=ItemStatus.FAILED)
     _deleted_days_ago(generation, 400)
 
     assert generations_purge_expired() == 1
@@ -247,7 +247,7 @@ def test_children_of_a_purged_parent_keep_existing(owner):
     child.refresh_from_db()
     assert child.parent is None
     assert _rows_exist(child.id) == dict.fromkeys(
-        ["generation", "variants", "scenes", "metadata"], True
+        ["generation", "variants", "items", "metadata"], True
     )
 
 
@@ -262,7 +262,7 @@ def test_purge_runs_in_batches(owner, settings):
         assert not Generation.objects.filter(id=generation.id).exists()
         assert _keys(generation) == set()
         assert keys[generation.id]
-    assert not Scene.objects.exists()
+    assert not Item.objects.exists()
 
 
 def test_each_batch_commits_on_its_own_oldest_first(owner, settings, monkeypatch):

@@ -4,19 +4,19 @@ import pytest
 
 from generations.states import (
     GENERATION_TRANSITIONS,
-    SCENE_TRANSITIONS,
+    ITEM_TRANSITIONS,
     GenerationStatus,
     InvalidTransition,
-    SceneStatus,
+    ItemStatus,
     can_transition,
-    can_transition_scene,
-    ensure_scene_transition,
+    can_transition_item,
+    ensure_item_transition,
     ensure_transition,
     rollup_status,
 )
 
 G = GenerationStatus
-S = SceneStatus
+S = ItemStatus
 
 ALLOWED_GENERATION = {
     (G.PENDING, G.PROCESSING),
@@ -31,7 +31,7 @@ ALLOWED_GENERATION = {
     (G.CANCELLED, G.PROCESSING),
 }
 
-ALLOWED_SCENE = {
+ALLOWED_ITEM = {
     (S.QUEUED, S.PROCESSING),
     (S.QUEUED, S.FAILED),
     (S.QUEUED, S.CANCELLED),
@@ -46,7 +46,7 @@ ALLOWED_SCENE = {
 
 def test_every_status_has_a_transition_entry():
     assert set(GENERATION_TRANSITIONS) == set(G.values)
-    assert set(SCENE_TRANSITIONS) == set(S.values)
+    assert set(ITEM_TRANSITIONS) == set(S.values)
 
 
 @pytest.mark.parametrize(("current", "target"), list(itertools.product(G, G)))
@@ -61,14 +61,14 @@ def test_generation_transition_table(current, target):
 
 
 @pytest.mark.parametrize(("current", "target"), list(itertools.product(S, S)))
-def test_scene_transition_table(current, target):
-    allowed = (current, target) in ALLOWED_SCENE
-    assert can_transition_scene(current, target) is allowed
+def test_item_transition_table(current, target):
+    allowed = (current, target) in ALLOWED_ITEM
+    assert can_transition_item(current, target) is allowed
     if allowed:
-        ensure_scene_transition(current, target)
+        ensure_item_transition(current, target)
     else:
         with pytest.raises(InvalidTransition):
-            ensure_scene_transition(current, target)
+            ensure_item_transition(current, target)
 
 
 def test_completed_generation_is_never_reopened():

@@ -8,7 +8,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_sc
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
-from generations.models import Generation, GenerationKind, GenerationMetadata, Scene, Variant
+from generations.models import Generation, GenerationKind, GenerationMetadata, Item, Variant
 from storage.services import object_url
 
 VIDEO_AD_EXAMPLE = {
@@ -70,7 +70,7 @@ class NoUnknownFieldsMixin(serializers.Serializer):  # type: ignore[type-arg]
             "Image with an injected failure",
             value={
                 "kind": "image",
-                "input": {"prompt": "A red kite", "variants": ["a", "b"], "fail_scenes": ["b:1"]},
+                "input": {"prompt": "A red kite", "variants": ["a", "b"], "fail_items": ["b:1"]},
             },
             request_only=True,
         ),
@@ -85,7 +85,7 @@ class GenerationCreateSerializer(NoUnknownFieldsMixin):
         help_text=(
             "The kind's parameters: prompt (video_ad, image) or text (speech), variants, "
             "scenes_per_variant, scene_seconds, width, height, fps, images_per_variant, "
-            "words_per_minute, seed, source_url; fail_scenes, transient_fail_scenes, "
+            "words_per_minute, seed, source_url; fail_items, transient_fail_items, "
             "fail_rate and delay_ms inject trouble for tests and demos."
         ),
     )
@@ -105,14 +105,14 @@ class RegenerateSerializer(NoUnknownFieldsMixin):
     )
 
 
-class SceneSerializer(serializers.ModelSerializer[Scene]):
+class ItemSerializer(serializers.ModelSerializer[Item]):
     asset_url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
     download_url = serializers.SerializerMethodField()
     variant = serializers.UUIDField(source="variant_id", read_only=True)
 
     class Meta:
-        model = Scene
+        model = Item
         fields = [
             "id",
             "variant",
@@ -141,18 +141,18 @@ class SceneSerializer(serializers.ModelSerializer[Scene]):
         read_only_fields = fields
 
     @extend_schema_field(serializers.URLField(allow_null=True))
-    def get_asset_url(self, scene: Scene) -> str | None:
-        return _absolute(self, object_url(scene.asset_key)) if scene.asset_key else None
+    def get_asset_url(self, item: Item) -> str | None:
+        return _absolute(self, object_url(item.asset_key)) if item.asset_key else None
 
     @extend_schema_field(serializers.URLField(allow_null=True))
-    def get_thumbnail_url(self, scene: Scene) -> str | None:
-        return _absolute(self, object_url(scene.thumbnail_key)) if scene.thumbnail_key else None
+    def get_thumbnail_url(self, item: Item) -> str | None:
+        return _absolute(self, object_url(item.thumbnail_key)) if item.thumbnail_key else None
 
     @extend_schema_field(serializers.URLField(allow_null=True))
-    def get_download_url(self, scene: Scene) -> str | None:
-        if not scene.asset_key:
+    def get_download_url(self, item: Item) -> str | None:
+        if not item.asset_key:
             return None
-        return reverse("api:scene-download", args=[scene.id], request=self.context.get("request"))
+        return reverse("api:item-download", args=[item.id], request=self.context.get("request"))
 
 
 class VariantSerializer(serializers.ModelSerializer[Variant]):
@@ -166,10 +166,10 @@ class VariantSerializer(serializers.ModelSerializer[Variant]):
             "label",
             "position",
             "status",
-            "total_scenes",
-            "scenes_completed",
-            "scenes_failed",
-            "scenes_cancelled",
+            "total_items",
+            "completed_items",
+            "failed_items",
+            "cancelled_items",
             "error_code",
             "error_message",
             "created_at",
@@ -179,11 +179,11 @@ class VariantSerializer(serializers.ModelSerializer[Variant]):
         read_only_fields = fields
 
 
-class VariantWithScenesSerializer(VariantSerializer):
-    scenes = SceneSerializer(many=True, read_only=True)
+class VariantWithItemsSerializer(VariantSerializer):
+    items = ItemSerializer(many=True, read_only=True)
 
     class Meta(VariantSerializer.Meta):
-        fields = [*VariantSerializer.Meta.fields, "scenes"]
+        fields = [*VariantSerializer.Meta.fields, "items"]
         read_only_fields = fields
 
 
@@ -249,9 +249,9 @@ class LineageSerializer(serializers.Serializer):  # type: ignore[type-arg]
 
 
 class GenerationDetailSerializer(GenerationSerializer):
-    """Everything about one generation: parameters, variants with scenes, metadata, lineage."""
+    """Everything about one generation: parameters, variants with items, metadata, lineage."""
 
-    variants = VariantWithScenesSerializer(many=True, read_only=True)
+    variants = VariantWithItemsSerializer(many=True, read_only=True)
     metadata = MetadataSerializer(read_only=True)
     # Empty when the generation has no source URL, so not typed as a URI.
     source_url = serializers.CharField(read_only=True)
@@ -280,9 +280,9 @@ class GenerationDetailSerializer(GenerationSerializer):
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_thumbnail_url(self, generation: Generation) -> str | None:
         for variant in generation.variants.all():
-            for scene in variant.scenes.all():
-                if scene.thumbnail_key:
-                    return _absolute(self, object_url(scene.thumbnail_key))
+            for item in variant.items.all():
+                if item.thumbnail_key:
+                    return _absolute(self, object_url(item.thumbnail_key))
         return None
 
 
@@ -291,10 +291,10 @@ class VariantProgressSerializer(serializers.Serializer):  # type: ignore[type-ar
     # Field.label is DRF's display label; as above, declared fields leave the class body.
     label = serializers.CharField()  # type: ignore[assignment]
     status = serializers.CharField()
-    total_scenes = serializers.IntegerField()
-    scenes_completed = serializers.IntegerField()
-    scenes_failed = serializers.IntegerField()
-    scenes_cancelled = serializers.IntegerField()
+    total_items = serializers.IntegerField()
+    completed_items = serializers.IntegerField()
+    failed_items = serializers.IntegerField()
+    cancelled_items = serializers.IntegerField()
 
 
 class ProgressSerializer(serializers.Serializer):  # type: ignore[type-arg]

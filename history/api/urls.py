@@ -13,7 +13,7 @@ router.include_root_view = False
 router.include_format_suffixes = False
 router.register("generations", views.GenerationViewSet, basename="generation")
 router.register("variants", views.VariantViewSet, basename="variant")
-router.register("scenes", views.SceneViewSet, basename="scene")
+router.register("items", views.ItemViewSet, basename="item")
 router.register("keys", ApiKeyViewSet, basename="api-key")
 
 urlpatterns = [

@@ -29,7 +29,7 @@ from rest_framework.views import APIView
 
 from generations import selectors, services
 from generations.manifest import archive_filename, generation_archive_entries
-from generations.models import Generation, Scene, Variant
+from generations.models import Generation, Item, Variant
 from generations.stats import generation_stats
 from history.api.filters import GenerationFilter, GenerationOrderingFilter
 from history.api.pagination import CappedPageNumberPagination, HistoryPagination
@@ -38,9 +38,9 @@ from history.api.serializers import (
     GenerationCreateSerializer,
     GenerationDetailSerializer,
     GenerationSerializer,
+    ItemSerializer,
     ProgressSerializer,
     RegenerateSerializer,
-    SceneSerializer,
     VariantSerializer,
 )
 from storage.archive import stream_zip
@@ -53,7 +53,7 @@ def _get_or_404(lookup: Any, **kwargs: Any) -> Any:
     except (
         Generation.DoesNotExist,
         Variant.DoesNotExist,
-        Scene.DoesNotExist,
+        Item.DoesNotExist,
         ValueError,
         DjangoValidationError,
     ):
@@ -67,7 +67,7 @@ def _get_or_404(lookup: Any, **kwargs: Any) -> Any:
         responses={200: GenerationSerializer, **LIST_ERRORS},
     ),
     retrieve=extend_schema(
-        summary="One generation with its variants, scenes, metadata and lineage",
+        summary="One generation with its variants, items, metadata and lineage",
         responses={200: GenerationDetailSerializer, **READ_ERRORS},
     ),
     destroy=extend_schema(
@@ -136,7 +136,7 @@ class GenerationViewSet(
     @extend_schema(
         summary="Submit a generation",
         description=(
-            "Records the generation (pending) with its variants and scenes, then enqueues it. "
+            "Records the generation (pending) with its variants and items, then enqueues it. "
             "JSON, or multipart with `source_file` for a video ad's source."
         ),
         responses={201: GenerationDetailSerializer, **WRITE_ERRORS},
@@ -286,31 +286,31 @@ class VariantViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):  # typ
         return variant
 
     @extend_schema(
-        summary="The scenes (or tracks, or images) of a variant",
-        responses={200: SceneSerializer(many=True), **READ_ERRORS},
+        summary="The items (or tracks, or images) of a variant",
+        responses={200: ItemSerializer(many=True), **READ_ERRORS},
     )
     @action(detail=True, methods=["get"])
-    def scenes(self, request: Request, pk: str) -> Response:
-        scenes = selectors.scenes_of(self.get_object())
+    def items(self, request: Request, pk: str) -> Response:
+        items = selectors.items_of(self.get_object())
         return Response(
-            SceneSerializer(scenes, many=True, context=self.get_serializer_context()).data
+            ItemSerializer(items, many=True, context=self.get_serializer_context()).data
         )
 
 
 @extend_schema_view(
-    retrieve=extend_schema(summary="One scene", responses={200: SceneSerializer, **READ_ERRORS})
+    retrieve=extend_schema(summary="One item", responses={200: ItemSerializer, **READ_ERRORS})
 )
-class SceneViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):  # type: ignore[type-arg]
-    queryset = Scene.objects.none()  # for the schema; objects come from selectors
+class ItemViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):  # type: ignore[type-arg]
+    queryset = Item.objects.none()  # for the schema; objects come from selectors
     lookup_value_converter = "uuid"
-    serializer_class = SceneSerializer
+    serializer_class = ItemSerializer
     throttle_scope = "read"
 
-    def get_object(self) -> Scene:
-        scene: Scene = _get_or_404(
-            selectors.scene_get, user=self.request.user, scene_id=self.kwargs["pk"]
+    def get_object(self) -> Item:
+        item: Item = _get_or_404(
+            selectors.item_get, user=self.request.user, item_id=self.kwargs["pk"]
         )
-        return scene
+        return item
 
     @extend_schema(
         summary="Download one asset",
@@ -319,12 +319,12 @@ class SceneViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):  # type:
     )
     @action(detail=True, methods=["get"])
     def download(self, request: Request, pk: str) -> HttpResponseRedirect:
-        scene = self.get_object()
-        if not scene.asset_key:
+        item = self.get_object()
+        if not item.asset_key:
             raise Http404
-        name = f"{scene.variant.label}-{scene.asset_key.rsplit('/', 1)[-1]}"
+        name = f"{item.variant.label}-{item.asset_key.rsplit('/', 1)[-1]}"
         return HttpResponseRedirect(
-            request.build_absolute_uri(object_url(scene.asset_key, download_name=name))
+            request.build_absolute_uri(object_url(item.asset_key, download_name=name))
         )
 
 

@@ -5,7 +5,7 @@ from generations.models import GenerationKind
 register = template.Library()
 
 ITEM_NOUNS: dict[str, str] = {
-    GenerationKind.VIDEO_AD: "scenes",
+    GenerationKind.VIDEO_AD: "items",
     GenerationKind.SPEECH: "tracks",
     GenerationKind.IMAGE: "images",
 }
@@ -19,7 +19,7 @@ def percent(part: int, total: int) -> int:
 
 @register.filter
 def item_noun(kind: str) -> str:
-    """What a kind's items are called: scenes, tracks or images."""
+    """What a kind's items are called: items, tracks or images."""
     return (
         ITEM_NOUNS.get(GenerationKind(kind), "items") if kind in GenerationKind.values else "items"
     )

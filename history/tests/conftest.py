@@ -27,9 +27,9 @@ def other_api(other_user):
 
 
 def run_in_process(generation):
-    """Do what the workers would: the stages, then every queued scene."""
-    for scene_id in pipeline.generation_prepare(generation_id=generation.id):
-        pipeline.scene_render(scene_id=scene_id, claim_token=f"test-{scene_id}")
+    """Do what the workers would: the stages, then every queued item."""
+    for item_id in pipeline.generation_prepare(generation_id=generation.id):
+        pipeline.item_render(item_id=item_id, claim_token=f"test-{item_id}")
     generation.refresh_from_db()
     return generation
 

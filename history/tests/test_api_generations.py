@@ -7,7 +7,7 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from generations.models import Generation
-from generations.tests.factories import GenerationFactory, SceneFactory, VariantFactory
+from generations.tests.factories import GenerationFactory, ItemFactory, VariantFactory
 from history.tests.conftest import make_images, run_in_process
 
 pytestmark = pytest.mark.django_db
@@ -50,7 +50,7 @@ def test_create_records_a_pending_generation_and_enqueues_it(
     assert body["total_items"] == 1
     assert body["input"]["seed"] >= 0
     assert [v["label"] for v in body["variants"]] == ["soft"]
-    assert body["variants"][0]["scenes"][0]["status"] == "queued"
+    assert body["variants"][0]["items"][0]["status"] == "queued"
     assert Generation.objects.get(id=body["id"]).owner == owner
     assert sent == [("generations.tasks.run_generation", uuid.UUID(body["id"]))]
 
@@ -303,7 +303,7 @@ def _ids(response):
     return [row["id"] for row in response.json()["results"]]
 
 
-def test_detail_has_variants_scenes_metadata_and_lineage(api, owner, completed):
+def test_detail_has_variants_items_metadata_and_lineage(api, owner, completed):
     child = make_images(owner, run=False)
     Generation.objects.filter(id=child.id).update(parent=completed)
 
@@ -311,22 +311,22 @@ def test_detail_has_variants_scenes_metadata_and_lineage(api, owner, completed):
 
     assert body["lineage"] == {"parent": None, "regenerations": [str(child.id)]}
     assert body["metadata"]["prompts"]["a"] == ["A red kite over the dunes, soft natural light"]
-    scene = body["variants"][0]["scenes"][0]
-    assert scene["status"] == "completed"
-    assert (scene["width"], scene["height"]) == (64, 64)
-    assert scene["content_type"] == "image/png"
-    assert scene["asset_url"].startswith("http")
-    assert scene["download_url"].endswith(f"/api/scenes/{scene['id']}/download/")
+    item = body["variants"][0]["items"][0]
+    assert item["status"] == "completed"
+    assert (item["width"], item["height"]) == (64, 64)
+    assert item["content_type"] == "image/png"
+    assert item["asset_url"].startswith("http")
+    assert item["download_url"].endswith(f"/api/items/{item['id']}/download/")
 
 
-def test_variants_and_scenes_lists(api, completed):
+def test_variants_and_items_lists(api, completed):
     variants = api.get(f"/api/generations/{completed.id}/variants/").json()
     assert [v["label"] for v in variants] == ["a", "b"]
 
-    scenes = api.get(f"/api/variants/{variants[1]['id']}/scenes/").json()
-    assert [s["number"] for s in scenes] == [1]
+    items = api.get(f"/api/variants/{variants[1]['id']}/items/").json()
+    assert [s["number"] for s in items] == [1]
     assert api.get(f"/api/variants/{variants[1]['id']}/").json()["label"] == "b"
-    assert api.get(f"/api/scenes/{scenes[0]['id']}/").json()["status"] == "completed"
+    assert api.get(f"/api/items/{items[0]['id']}/").json()["status"] == "completed"
 
 
 def test_progress_has_an_etag_and_answers_304_when_unchanged(api, owner):
@@ -359,23 +359,23 @@ def test_download_zip_holds_every_asset_and_a_manifest(api, completed):
     assert {"a/scene_1.png", "a/scene_1_thumb.jpg", "b/scene_1.png", "manifest.json"} <= names
 
 
-def test_scene_download_redirects_to_a_short_lived_url(api, completed):
-    scene = completed.scenes.first()
+def test_item_download_redirects_to_a_short_lived_url(api, completed):
+    item = completed.items.first()
 
-    response = api.get(f"/api/scenes/{scene.id}/download/")
+    response = api.get(f"/api/items/{item.id}/download/")
 
     assert response.status_code == 302
     assert response["Location"].startswith("http")
 
 
-def test_scene_without_an_asset_has_nothing_to_download(api, owner):
-    scene = SceneFactory(variant__generation__owner=owner, status="failed")
+def test_item_without_an_asset_has_nothing_to_download(api, owner):
+    item = ItemFactory(variant__generation__owner=owner, status="failed")
 
-    assert api.get(f"/api/scenes/{scene.id}/download/").status_code == 404
+    assert api.get(f"/api/items/{item.id}/download/").status_code == 404
 
 
 def test_library_holds_completed_and_partial_generations_only(api, owner, completed):
-    partial = make_images(owner, fail_scenes=["b:1"])
+    partial = make_images(owner, fail_items=["b:1"])
     make_images(owner, run=False)
 
     ids = _ids(api.get("/api/library/"))
@@ -452,7 +452,7 @@ def test_retry_of_a_completed_generation_is_a_409(api, completed):
 # Scoping ---------------------------------------------------------------------------------
 
 
-def _routes(generation, variant, scene):
+def _routes(generation, variant, item):
     return [
         ("get", f"/api/generations/{generation}/"),
         ("delete", f"/api/generations/{generation}/"),
@@ -464,9 +464,9 @@ def _routes(generation, variant, scene):
         ("get", f"/api/generations/{generation}/variants/"),
         ("get", f"/api/generations/{generation}/download/"),
         ("get", f"/api/variants/{variant}/"),
-        ("get", f"/api/variants/{variant}/scenes/"),
-        ("get", f"/api/scenes/{scene}/"),
-        ("get", f"/api/scenes/{scene}/download/"),
+        ("get", f"/api/variants/{variant}/items/"),
+        ("get", f"/api/items/{item}/"),
+        ("get", f"/api/items/{item}/download/"),
     ]
 
 
@@ -474,11 +474,11 @@ def test_every_route_answers_404_for_another_users_ids_exactly_like_missing_ids(
     other_api, completed
 ):
     variant = completed.variants.first()
-    scene = completed.scenes.first()
+    item = completed.items.first()
     missing = uuid.uuid4()
 
     for (method, theirs), (_, absent) in zip(
-        _routes(completed.id, variant.id, scene.id), _routes(missing, missing, missing), strict=True
+        _routes(completed.id, variant.id, item.id), _routes(missing, missing, missing), strict=True
     ):
         foreign = getattr(other_api, method)(theirs, format="json")
         nothing = getattr(other_api, method)(absent, format="json")
@@ -530,7 +530,7 @@ def test_list_runs_a_constant_number_of_queries(
     api, owner, page_size, django_assert_max_num_queries
 ):
     for _ in range(12):
-        SceneFactory(variant__generation__owner=owner, status="completed", thumbnail_key="t.jpg")
+        ItemFactory(variant__generation__owner=owner, status="completed", thumbnail_key="t.jpg")
 
     with django_assert_max_num_queries(3):
         response = api.get(f"/api/generations/?page_size={page_size}")
@@ -546,4 +546,4 @@ def test_detail_runs_a_constant_number_of_queries(api, owner, items, django_asse
 
     with django_assert_max_num_queries(4):
         response = api.get(f"/api/generations/{generation.id}/")
-    assert len(response.json()["variants"][0]["scenes"]) == items
+    assert len(response.json()["variants"][0]["items"]) == items

@@ -26,11 +26,11 @@ VIDEO = {
 TRIGGER = 'hx-trigger="every 2s"'
 
 
-def make_video(owner, *, scenes=1, variants=("soft",), run=True, **overrides):
+def make_video(owner, *, items=1, variants=("soft",), run=True, **overrides):
     generation = services.generation_create(
         owner=owner,
         kind="video_ad",
-        input={**VIDEO, "scenes_per_variant": scenes, "variants": list(variants), **overrides},
+        input={**VIDEO, "scenes_per_variant": items, "variants": list(variants), **overrides},
     )
     return run_in_process(generation) if run else generation
 
@@ -71,20 +71,20 @@ def live(client, generation, **headers):
 # Players and facts --------------------------------------------------------------------
 
 
-def test_video_ad_page_has_a_player_per_scene_with_poster_facts_and_downloads(client, owner):
+def test_video_ad_page_has_a_player_per_item_with_poster_facts_and_downloads(client, owner):
     generation = make_video(owner, variants=("soft", "ultra"))
     assert generation.status == "completed"
 
     html = page(client, generation)
 
-    scenes = list(generation.scenes.order_by("variant__position"))
+    items = list(generation.items.order_by("variant__position"))
     assert html.count("<video ") == 2
     video = re.search(r"<video [^>]*>", html).group(0)
     assert 'controls preload="metadata"' in video
     assert re.search(r' poster="[^"]+"', video)
     assert re.search(r' src="[^"]+"', video)
-    for scene in scenes:
-        assert f"/api/scenes/{scene.id}/download/" in html
+    for item in items:
+        assert f"/api/items/{item.id}/download/" in html
     assert f"/api/generations/{generation.id}/download/" in html
     assert 'href="#variant-soft"' in html
     assert 'id="variant-ultra"' in html
@@ -94,7 +94,7 @@ def test_video_ad_page_has_a_player_per_scene_with_poster_facts_and_downloads(cl
 
 def test_player_urls_serve_the_stored_files(client, owner):
     generation = make_video(owner)
-    scene = generation.scenes.get()
+    item = generation.items.get()
     html = page(client, generation)
 
     video = re.search(r"<video [^>]*>", html).group(0)
@@ -102,7 +102,7 @@ def test_player_urls_serve_the_stored_files(client, owner):
         attribute: fetch(client, re.search(rf' {attribute}="([^"]+)"', video).group(1))
         for attribute in ("src", "poster")
     }
-    assert len(served["src"]) == scene.file_size
+    assert len(served["src"]) == item.file_size
     assert served["poster"][:2] == b"\xff\xd8"  # a JPEG thumbnail
 
 
@@ -134,7 +134,7 @@ def test_image_page_shows_each_image_with_alt_text(client, owner):
 
     html = page(client, generation)
 
-    images = re.findall(r'<a class="scene-card__image" href="[^"]+"><img ([^>]*)>', html)
+    images = re.findall(r'<a class="item-card__image" href="[^"]+"><img ([^>]*)>', html)
     assert len(images) == 2
     assert all('alt="A red kite over the dunes' in image for image in images)
     assert 'width="64" height="64"' in images[0]
@@ -143,7 +143,7 @@ def test_image_page_shows_each_image_with_alt_text(client, owner):
 
 
 def test_stage_metadata_is_collapsible_with_summaries_json_and_prompt_lists(client, owner):
-    generation = make_video(owner, scenes=2, variants=("soft", "medium"))
+    generation = make_video(owner, items=2, variants=("soft", "medium"))
 
     html = page(client, generation)
 
@@ -160,7 +160,7 @@ def test_stage_metadata_is_collapsible_with_summaries_json_and_prompt_lists(clie
 
 
 def test_failed_items_show_their_error_and_a_retry_action(client, owner):
-    generation = make_images(owner, fail_scenes=["a:1"])
+    generation = make_images(owner, fail_items=["a:1"])
     assert generation.status == "partial_success"
 
     html = page(client, generation)
@@ -173,7 +173,7 @@ def test_failed_items_show_their_error_and_a_retry_action(client, owner):
 
 
 def test_a_processing_generation_can_be_cancelled_and_shows_queued_items(client, owner):
-    generation = make_video(owner, scenes=2, run=False)
+    generation = make_video(owner, items=2, run=False)
     pipeline.generation_prepare(generation_id=generation.id)
 
     html = page(client, generation)
@@ -251,8 +251,8 @@ def test_live_region_is_the_same_markup_as_on_the_page(client, owner):
 def test_live_players_are_preserved_across_swaps(client, owner):
     generation = make_video(owner)
     fragment = live(client, generation)
-    scene = generation.scenes.get()
-    assert f'<video id="player-{scene.id}" hx-preserve="true"' in fragment
+    item = generation.items.get()
+    assert f'<video id="player-{item.id}" hx-preserve="true"' in fragment
 
 
 # Access -------------------------------------------------------------------------------
@@ -310,7 +310,7 @@ def test_compare_highlights_the_parameters_that_differ(client, owner):
     assert {"kind", "prompt", "height", "variants"} <= set(rows)
     assert "2 parameters differ" in html
     assert html.count('class="compare-side"') == 2
-    assert html.count('class="scene-card__image"') == 4
+    assert html.count('class="item-card__image"') == 4
     assert f'href="/generations/{a.id}"' in html
 
 
@@ -341,9 +341,9 @@ def _queries(client, generation):
     return len(queries)
 
 
-def test_detail_queries_do_not_grow_with_the_number_of_scenes(client, owner):
-    small = make_video(owner, scenes=1, variants=("soft", "ultra"))
-    large = make_video(owner, scenes=4, variants=("soft", "ultra"))
+def test_detail_queries_do_not_grow_with_the_number_of_items(client, owner):
+    small = make_video(owner, items=1, variants=("soft", "ultra"))
+    large = make_video(owner, items=4, variants=("soft", "ultra"))
 
     small_count, large_count = _queries(client, small), _queries(client, large)
 
@@ -363,9 +363,9 @@ def test_lineage_costs_one_query_however_many_regenerations(client, owner):
     assert _queries(client, original) == one
 
 
-def test_live_queries_do_not_grow_with_the_number_of_scenes(client, owner):
-    small = make_video(owner, scenes=1)
-    large = make_video(owner, scenes=4)
+def test_live_queries_do_not_grow_with_the_number_of_items(client, owner):
+    small = make_video(owner, items=1)
+    large = make_video(owner, items=4)
     counts = []
     for generation in (small, large):
         with CaptureQueriesContext(connection) as queries:

@@ -14,7 +14,7 @@ from history.tests.conftest import make_images
 
 pytestmark = pytest.mark.django_db
 
-COMMON = {"title": "", "seed": "", "fail_scenes": "", "delay_ms": "0"}
+COMMON = {"title": "", "seed": "", "fail_items": "", "delay_ms": "0"}
 VIDEO = {
     **COMMON,
     "kind": "video_ad",
@@ -79,7 +79,7 @@ def test_generate_starts_with_the_video_ad_form_and_its_defaults(client):
     assert 'href="/generate?kind=video_ad" aria-current="page">Video ad</a>' in body
     assert 'href="/generate?kind=speech">Speech</a>' in body
     assert '<input type="hidden" name="kind" value="video_ad">' in body
-    for label in ("Title", "Prompt", "Scenes per variant", "Seconds per scene", "Source URL"):
+    for label in ("Title", "Prompt", "Items per variant", "Seconds per item", "Source URL"):
         assert f">{label}</label>" in body
     assert "<legend>Variants</legend>" in body
     for variant in ("soft", "medium", "aggressive", "ultra"):
@@ -164,11 +164,11 @@ def test_a_video_ad_from_an_uploaded_file_needs_no_prompt(client, owner):
     assert generation.input["source_key"].endswith(".mp4")
 
 
-def test_video_ad_fail_scenes_and_delay_reach_the_input(client, owner):
-    client.post("/generate", {**VIDEO, "fail_scenes": "soft:2, 1", "delay_ms": "5"})
+def test_video_ad_fail_items_and_delay_reach_the_input(client, owner):
+    client.post("/generate", {**VIDEO, "fail_items": "soft:2, 1", "delay_ms": "5"})
 
     snapshot = Generation.objects.get(owner=owner).input
-    assert snapshot["fail_scenes"] == ["soft:2", "1"]
+    assert snapshot["fail_items"] == ["soft:2", "1"]
     assert snapshot["delay_ms"] == 5
 
 
@@ -192,7 +192,7 @@ def test_errors_appear_next_to_their_fields(client, owner):
     )
     assert '<details class="advanced" open>' in body  # width is an advanced field
     assert 'role="alert"' in body
-    assert '<a href="#id_scenes_per_variant">Scenes per variant: Must be between' in body
+    assert '<a href="#id_scenes_per_variant">Items per variant: Must be between' in body
     # What was typed is kept.
     assert 'name="scenes_per_variant" value="99"' in body
 

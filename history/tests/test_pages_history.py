@@ -10,7 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from generations.models import Generation
-from generations.tests.factories import GenerationFactory, SceneFactory, VariantFactory
+from generations.tests.factories import GenerationFactory, ItemFactory, VariantFactory
 from history.tests.conftest import make_images
 from history.views import lists
 
@@ -42,7 +42,7 @@ def generation(owner, **fields):
 
 def with_thumbnail(gen):
     variant = VariantFactory(generation=gen, label="soft", position=0)
-    SceneFactory(
+    ItemFactory(
         variant=variant,
         number=1,
         status="completed",
@@ -108,7 +108,7 @@ def test_card_shows_kind_progress_dates_time_cost_and_placeholder(client, owner)
 
     assert 'class="badge badge--kind">Video ad<' in body
     assert "A bright kitchen, a family cooking pasta together A bright" in body
-    assert "11 of 16 scenes, 1 failed" in body
+    assert "11 of 16 items, 1 failed" in body
     assert 'aria-valuemax="16" aria-valuenow="12"' in body
     assert "ago)" in body
     assert "running…" in body
@@ -538,7 +538,7 @@ def test_an_unsafe_next_is_ignored(client, owner):
 
 
 def test_retry_requeues_failed_items(client, owner, sent):
-    gen = make_images(owner, fail_scenes=["b:1"])
+    gen = make_images(owner, fail_items=["b:1"])
     assert gen.status == "partial_success"
 
     response = client.post(f"/generations/{gen.id}/retry")

@@ -1,7 +1,7 @@
 """The generation page, its live region and the side-by-side comparison of two generations.
 
 A page loads a generation with `owned_generation` (404 for anyone else's id), then with
-`selectors.generation_detail` (metadata, variants, scenes and regenerations in four
+`selectors.generation_detail` (metadata, variants, items and regenerations in four
 queries); media URLs are short-lived links from `object_url`, made per request.
 """
 
@@ -18,9 +18,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from generations import selectors
-from generations.models import Generation, GenerationKind, GenerationMetadata, Scene, Variant
+from generations.models import Generation, GenerationKind, GenerationMetadata, Item, Variant
 from generations.progress import elapsed_seconds
-from generations.states import ACTIVE_GENERATION_STATUSES, GenerationStatus, SceneStatus
+from generations.states import ACTIVE_GENERATION_STATUSES, GenerationStatus, ItemStatus
 from history.views.access import owned_generation, page_user
 from storage.services import StorageUnavailable, object_url
 
@@ -28,7 +28,7 @@ COMPARE_CHOICES = 50
 RETRYABLE_STATUSES = frozenset(
     {GenerationStatus.FAILED, GenerationStatus.PARTIAL_SUCCESS, GenerationStatus.CANCELLED}
 )
-ITEM_NAMES = {GenerationKind.VIDEO_AD: "Scene", GenerationKind.SPEECH: "Track"}
+ITEM_NAMES = {GenerationKind.VIDEO_AD: "Item", GenerationKind.SPEECH: "Track"}
 STAGES = [
     ("analysis", "Analysis"),
     ("transformation", "Transformation"),
@@ -38,8 +38,8 @@ STAGES = [
 
 
 @dataclass(frozen=True)
-class SceneCard:
-    scene: Scene
+class ItemCard:
+    item: Item
     asset_url: str
     thumbnail_url: str
 
@@ -47,7 +47,7 @@ class SceneCard:
 @dataclass(frozen=True)
 class VariantSection:
     variant: Variant
-    cards: list[SceneCard]
+    cards: list[ItemCard]
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ def _generation_page(generation: Generation) -> GenerationPage:
     else:
         elapsed = generation.generation_time_seconds
     variants = [
-        VariantSection(variant=variant, cards=[_card(scene) for scene in variant.scenes.all()])
+        VariantSection(variant=variant, cards=[_card(item) for item in variant.items.all()])
         for variant in generation.variants.all()
     ]
     return GenerationPage(
@@ -178,12 +178,12 @@ def _generation_page(generation: Generation) -> GenerationPage:
     )
 
 
-def _card(scene: Scene) -> SceneCard:
-    completed = scene.status == SceneStatus.COMPLETED
-    return SceneCard(
-        scene=scene,
-        asset_url=_url(scene.asset_key) if completed else "",
-        thumbnail_url=_url(scene.thumbnail_key),
+def _card(item: Item) -> ItemCard:
+    completed = item.status == ItemStatus.COMPLETED
+    return ItemCard(
+        item=item,
+        asset_url=_url(item.asset_key) if completed else "",
+        thumbnail_url=_url(item.thumbnail_key),
     )
 
 

@@ -71,7 +71,7 @@ def _unzip(chunks):
 
 def test_round_trip_keeps_names_contents_and_compression():
     video = bytes(range(256)) * 40
-    manifest = b'{"scenes": []}' * 100
+    manifest = b'{"items": []}' * 100
     entries = [
         ArchiveEntry(name="soft/scene_1.mp4", open=lambda: io.BytesIO(video)),
         ArchiveEntry(name="soft/empty.bin", open=io.BytesIO),
@@ -254,7 +254,7 @@ def test_a_read_error_propagates_and_closes_the_entry():
         "soft/..",
         "soft//scene_1.mp4",
         "soft/",
-        "scene\x00.mp4",
+        "item\x00.mp4",
     ],
 )
 def test_unsafe_names_are_refused(name):
@@ -263,9 +263,9 @@ def test_unsafe_names_are_refused(name):
 
 
 def test_names_with_dots_inside_a_part_are_fine():
-    archive = _unzip(stream_zip([ArchiveEntry(name="soft/scene..1.mp4", data=b"x")]))
+    archive = _unzip(stream_zip([ArchiveEntry(name="soft/item..1.mp4", data=b"x")]))
 
-    assert archive.namelist() == ["soft/scene..1.mp4"]
+    assert archive.namelist() == ["soft/item..1.mp4"]
 
 
 def test_a_repeated_name_is_refused_before_anything_is_opened():

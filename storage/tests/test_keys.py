@@ -7,7 +7,7 @@ from storage.keys import asset_key, generation_prefix, source_key, thumbnail_key
 GENERATION_ID = uuid.UUID("6f1c1e52-8a51-4a4f-9b5e-1d2f3a4b5c6d")
 
 
-def test_video_scene_keys():
+def test_video_item_keys():
     common = {"generation_id": GENERATION_ID, "variant_label": "soft", "number": 3}
     assert (
         asset_key(**common, kind="video_ad", extension="mp4")

@@ -22,7 +22,7 @@ from storage.media import (
 
 @pytest.fixture(scope="module")
 def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("media") / "scene.mp4"
+    path = tmp_path_factory.mktemp("media") / "item.mp4"
     render_video(path, prompt="A red fox in fresh snow", label="A", seed=3, duration_seconds=3)
     return path
 

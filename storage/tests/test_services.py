@@ -56,7 +56,7 @@ def test_retried_write_overwrites_its_own_key(media_backend):
 
 
 def test_save_from_a_path(media_backend, tmp_path):
-    source = tmp_path / "scene.mp4"
+    source = tmp_path / "item.mp4"
     source.write_bytes(b"\x00" * 1000)
 
     assert services.object_save(key=KEY, content=source) == 1000
@@ -121,7 +121,7 @@ def test_s3_url_is_presigned_with_the_requested_expiry(s3_backend):
 
 def test_download_url_names_the_file(media_backend, client):
     services.object_save(key=KEY, content=io.BytesIO(b"movie bytes"))
-    url = services.object_url(KEY, download_name="soft-scene-1.mp4")
+    url = services.object_url(KEY, download_name="soft-item-1.mp4")
 
     if url.startswith("http"):
         with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (loopback)
@@ -129,7 +129,7 @@ def test_download_url_names_the_file(media_backend, client):
     else:
         disposition = client.get(url)["Content-Disposition"]
 
-    assert "soft-scene-1.mp4" in disposition
+    assert "soft-item-1.mp4" in disposition
     assert "attachment" in disposition
 
 

@@ -142,7 +142,7 @@ def main(argv: list[str]) -> int:
                 owner=worker_owner,
                 workers=8 if scale >= 1 else 4 if scale >= 0.01 else 2,
                 per_worker=max(50, int(2000 * min(1.0, scale * 5))),
-                # 16,000 scenes a run at full scale: one run of each is minutes already.
+                # 16,000 items a run at full scale: one run of each is minutes already.
                 rounds=1 if args.quick or scale >= 1 else 3,
             ),
         ),

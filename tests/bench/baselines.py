@@ -10,9 +10,9 @@ from django.utils import timezone
 from rest_framework import serializers, viewsets
 from rest_framework.pagination import PageNumberPagination
 
-from generations.models import Generation, Scene, Variant
-from generations.progress import SceneResult
-from generations.states import SceneStatus
+from generations.models import Generation, Item, Variant
+from generations.progress import ItemResult
+from generations.states import ItemStatus
 
 
 class NaiveGenerationSerializer(serializers.ModelSerializer):
@@ -52,34 +52,34 @@ class NaiveGenerationAdmin(admin.ModelAdmin):
     search_fields = ["title", "prompt"]
 
 
-class NaiveSceneAdmin(admin.ModelAdmin):
+class NaiveItemAdmin(admin.ModelAdmin):
     change_list_template = "admin/change_list.html"
     list_filter = ["status"]
 
 
 naive_site.register(Generation, NaiveGenerationAdmin)
-naive_site.register(Scene, NaiveSceneAdmin)
+naive_site.register(Item, NaiveItemAdmin)
 
 
-def claim_naive(*, scene_id: Any, claim_token: str) -> Scene | None:
-    """Claim with a guarded update, then load the scene with its variant and generation
+def claim_naive(*, item_id: Any, claim_token: str) -> Item | None:
+    """Claim with a guarded update, then load the item with its variant and generation
     (two statements in a transaction: what the ORM makes natural)."""
     now = timezone.now()
     with transaction.atomic():
-        if not Scene.objects.filter(id=scene_id, status=SceneStatus.QUEUED).update(
-            status=SceneStatus.PROCESSING, claim_token=claim_token, started_at=now, updated_at=now
+        if not Item.objects.filter(id=item_id, status=ItemStatus.QUEUED).update(
+            status=ItemStatus.PROCESSING, claim_token=claim_token, started_at=now, updated_at=now
         ):
             return None
-        return Scene.objects.select_related("variant", "generation").get(id=scene_id)
+        return Item.objects.select_related("variant", "generation").get(id=item_id)
 
 
-def _mark_completed(scene_id: Any, claim_token: str, result: SceneResult) -> bool:
+def _mark_completed(item_id: Any, claim_token: str, result: ItemResult) -> bool:
     now = timezone.now()
     return bool(
-        Scene.objects.filter(
-            id=scene_id, status=SceneStatus.PROCESSING, claim_token=claim_token
+        Item.objects.filter(
+            id=item_id, status=ItemStatus.PROCESSING, claim_token=claim_token
         ).update(
-            status=SceneStatus.COMPLETED,
+            status=ItemStatus.COMPLETED,
             completed_at=now,
             updated_at=now,
             asset_key=result.asset_key,
@@ -90,30 +90,30 @@ def _mark_completed(scene_id: Any, claim_token: str, result: SceneResult) -> boo
     )
 
 
-def complete_get_save(*, scene: Scene, claim_token: str, result: SceneResult) -> None:
+def complete_get_save(*, item: Item, claim_token: str, result: ItemResult) -> None:
     """Counters by read-modify-write in Python: concurrent workers lose increments."""
     with transaction.atomic():
-        if not _mark_completed(scene.id, claim_token, result):
+        if not _mark_completed(item.id, claim_token, result):
             return
-        variant = Variant.objects.get(id=scene.variant_id)
-        variant.scenes_completed += 1
-        variant.save(update_fields=["scenes_completed", "updated_at"])
-        generation = Generation.objects.get(id=scene.generation_id)
+        variant = Variant.objects.get(id=item.variant_id)
+        variant.completed_items += 1
+        variant.save(update_fields=["completed_items", "updated_at"])
+        generation = Generation.objects.get(id=item.generation_id)
         generation.completed_items += 1
         generation.actual_cost += result.cost
         generation.save(update_fields=["completed_items", "actual_cost", "updated_at"])
 
 
-def complete_select_for_update(*, scene: Scene, claim_token: str, result: SceneResult) -> None:
+def complete_select_for_update(*, item: Item, claim_token: str, result: ItemResult) -> None:
     """Counters by locked read-modify-write: correct, but the row lock is held across a
     round trip to Python and back."""
     with transaction.atomic():
-        if not _mark_completed(scene.id, claim_token, result):
+        if not _mark_completed(item.id, claim_token, result):
             return
-        variant = Variant.objects.select_for_update().get(id=scene.variant_id)
-        variant.scenes_completed += 1
-        variant.save(update_fields=["scenes_completed", "updated_at"])
-        generation = Generation.objects.select_for_update().get(id=scene.generation_id)
+        variant = Variant.objects.select_for_update().get(id=item.variant_id)
+        variant.completed_items += 1
+        variant.save(update_fields=["completed_items", "updated_at"])
+        generation = Generation.objects.select_for_update().get(id=item.generation_id)
         generation.completed_items += 1
         generation.actual_cost += result.cost
         generation.save(update_fields=["completed_items", "actual_cost", "updated_at"])

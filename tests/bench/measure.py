@@ -90,7 +90,7 @@ def statements(context: CaptureQueriesContext) -> list[str]:
 
 def explain(sql: str) -> dict[str, Any]:
     """EXPLAIN (ANALYZE, BUFFERS) of a captured statement: rows out, buffers touched,
-    sequential scans of the generation or scene tables, and the plan's node types."""
+    sequential scans of the generation or item tables, and the plan's node types."""
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql)
         row = cursor.fetchone()

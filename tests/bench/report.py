@@ -16,7 +16,7 @@ METHOD = """\
 ## Method
 
 - **Data**: `python -m tests.bench --scale S` seeds 1M x S generations (4 variants and 16
-  scenes each, one metadata row) into its own database `genvault_bench`, copied from a kept
+  items each, one metadata row) into its own database `genvault_bench`, copied from a kept
   template `genvault_bench_template_<S>` (seeded once with `INSERT ... SELECT
   generate_series`, keys and indexes dropped during the load and rebuilt after it, then
   `VACUUM ANALYZE`). Five heavy users own 5%, 3%, 2%, 1.5% and 1% of the rows; 90% are
@@ -37,19 +37,19 @@ METHOD = """\
   `select_for_update()` read-modify-write; storage against
   `storage.save(ContentFile(f.read()))` and a thumbnail decoded from bytes read whole.
 - **Counters**: forked worker processes, each with its own connection, claim and end
-  scenes of one generation with dummy facts: the project's `scene_claim` + `scene_complete`
-  (one statement each) against a naive ORM claim (a guarded update, then the scene loaded
+  items of one generation with dummy facts: the project's `item_claim` + `item_complete`
+  (one statement each) against a naive ORM claim (a guarded update, then the item loaded
   with its variant and generation) followed by `get()`/`save()` or `select_for_update()`
   read-modify-write counters. The strategies alternate run by run. Lost increments =
-  completed scene rows minus the generation's `completed_items`, plus the same for the
+  completed item rows minus the generation's `completed_items`, plus the same for the
   variants' sums.
 - **Tracking overhead**: a real Celery worker (`celery -A tests.bench.worker_app worker
-  --concurrency 2`, Redis broker, local file storage) runs 16 scenes (4 variants x 4) of
-  an image generation whose provider waits 100 ms: the project's `render_scene` task
-  (claim, render, store, count, decide) against `bare_scene`, the same render and store
+  --concurrency 2`, Redis broker, local file storage) runs 16 items (4 variants x 4) of
+  an image generation whose provider waits 100 ms: the project's `render_item` task
+  (claim, render, store, count, decide) against `bare_item`, the same render and store
   with no database at all, round by round after a warm-up round; the time is from the
   first message sent to the last task finished (reported by a `task_postrun` signal).
-  Statements per scene: everything `scene_render` runs, captured in-process.
+  Statements per item: everything `item_render` runs, captured in-process.
 - **Purge**: the oldest generations holding a million rows (a tenth of the data set at
   smaller scales) are put past retention and purged; moto's S3 server runs in a process
   of its own, and the time spent in storage requests is reported apart from the rest.
@@ -124,7 +124,7 @@ def markdown(
         "",
         f"- Date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
         f"- Scale: {scale:g} ({sizes['generations']:,} generations, "
-        f"{4 * sizes['generations']:,} variants, {16 * sizes['generations']:,} scenes)",
+        f"{4 * sizes['generations']:,} variants, {16 * sizes['generations']:,} items)",
     ]
     lines += [f"- {key}: {value}" for key, value in machine().items()]
     setup = ", ".join(f"{key} {value:.1f} s" for key, value in timings.items())

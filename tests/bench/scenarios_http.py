@@ -15,7 +15,7 @@ from django.http import HttpResponse
 from django.test import Client
 from rest_framework.test import APIRequestFactory, force_authenticate
 
-from generations.models import Generation, Scene
+from generations.models import Generation, Item
 from generations.states import GenerationStatus
 from generations.stats import generation_stats
 from history.api.views import GenerationViewSet
@@ -191,7 +191,7 @@ def history_api(ctx: Context) -> list[Result]:
     detail_summary = measure.summary(detail_times)
     detail_result = Result(
         section=section,
-        name="detail (4 variants, 16 scenes)",
+        name="detail (4 variants, 16 items)",
         target="<= 4 queries",
         measured=f"{ms(detail_summary['median'])} / {ms(detail_summary['p95'])}",
         queries=str(detail_profile["queries"]),
@@ -233,13 +233,13 @@ def _page(client: Client, url: str) -> Callable[[], HttpResponse]:
 
 
 def admin_available() -> str | None:
-    """None when the generation and scene admins are registered, else why not."""
+    """None when the generation and item admins are registered, else why not."""
     try:
         import generations.admin  # noqa: F401
     except Exception as exc:  # noqa: BLE001 (someone else's module under construction)
         return f"generations.admin does not import: {exc}"
-    if not (site.is_registered(Generation) and site.is_registered(Scene)):
-        return "Generation or Scene is not registered in the admin"
+    if not (site.is_registered(Generation) and site.is_registered(Item)):
+        return "Generation or Item is not registered in the admin"
     return None
 
 
@@ -253,7 +253,7 @@ def admin_changelists(ctx: Context) -> list[Result]:
     results = []
     for label, path, table in (
         ("generations (1M x scale)", "generations/generation/", "generations_generation"),
-        ("scenes (16M x scale)", "generations/scene/", "generations_scene"),
+        ("items (16M x scale)", "generations/item/", "generations_item"),
     ):
         for query in ("", "?status__exact=failed"):
             try:

@@ -23,17 +23,17 @@ from django.db.models import Sum
 
 from config.celery import app
 from generations import services
-from generations.dispatch import RENDER_SCENE
-from generations.models import Generation, Scene, Variant
-from generations.pipeline import scene_render
-from generations.progress import SceneResult, scene_claim, scene_complete
+from generations.dispatch import RENDER_ITEM
+from generations.models import Generation, Item, Variant
+from generations.pipeline import item_render
+from generations.progress import ItemResult, item_claim, item_complete
 from generations.selectors import trash_cutoff
 from generations.services import generations_purge_expired
 from storage.services import objects_delete, prefix_delete
 from tests.bench import baselines, database, measure, worker_app
 from tests.bench.measure import Result, ms
 
-RESULT = SceneResult(
+RESULT = ItemResult(
     asset_key="bench/asset.mp4",
     thumbnail_key="bench/thumb.jpg",
     content_type="video/mp4",
@@ -50,20 +50,20 @@ LABELS = ("soft", "medium", "aggressive", "ultra")
 Step = Callable[..., Any]
 # name -> (claim, complete)
 STRATEGIES: dict[str, tuple[Step, Step]] = {
-    "one-statement claim and ending (scene_claim, scene_complete)": (scene_claim, scene_complete),
+    "one-statement claim and ending (item_claim, item_complete)": (item_claim, item_complete),
     "get()/save()": (baselines.claim_naive, baselines.complete_get_save),
     "select_for_update()": (baselines.claim_naive, baselines.complete_select_for_update),
 }
 
 
-def _generation_with_queued_scenes(
+def _generation_with_queued_items(
     owner: User,
     items: int,
     *,
     kind: str = "video_ad",
     parameters: dict[str, Any] | None = None,
 ) -> tuple[uuid.UUID, list[str]]:
-    """A processing generation with 4 variants and `items` queued scenes, inserted in bulk."""
+    """A processing generation with 4 variants and `items` queued items, inserted in bulk."""
     generation_id = uuid.uuid4()
     per_variant = items // 4
     with connection.cursor() as cursor:
@@ -84,14 +84,14 @@ def _generation_with_queued_scenes(
         )
         cursor.execute(
             """INSERT INTO generations_variant (id, generation_id, label, position, status,
-                total_scenes, scenes_completed, scenes_failed, scenes_cancelled, error_code,
+                total_items, completed_items, failed_items, cancelled_items, error_code,
                 error_message, created_at, updated_at)
                SELECT gen_random_uuid(), %s, (%s::text[])[p + 1], p, 'processing', %s,
                 0, 0, 0, '', '', now(), now() FROM generate_series(0, 3) p""",
             [generation_id, list(LABELS), per_variant],
         )
         cursor.execute(
-            """INSERT INTO generations_scene (id, generation_id, variant_id, number, prompt,
+            """INSERT INTO generations_item (id, generation_id, variant_id, number, prompt,
                 provider_job_id, provider_status, status, attempts, claim_token, asset_key,
                 thumbnail_key, content_type, checksum, cost, error_code, error_message,
                 created_at, updated_at, queued_at)
@@ -102,30 +102,30 @@ def _generation_with_queued_scenes(
                RETURNING id""",
             [generation_id, per_variant, generation_id],
         )
-        scene_ids = [str(row[0]) for row in cursor.fetchall()]
-    return generation_id, scene_ids
+        item_ids = [str(row[0]) for row in cursor.fetchall()]
+    return generation_id, item_ids
 
 
-def _work(strategy: str, scene_ids: list[str], start: Any) -> None:
-    """One worker process: claim and complete its scenes with `strategy`."""
+def _work(strategy: str, item_ids: list[str], start: Any) -> None:
+    """One worker process: claim and complete its items with `strategy`."""
     connections.close_all()  # never share the parent's connection
     claim, complete = STRATEGIES[strategy]
     token = f"bench-{uuid.uuid4().hex[:12]}"
     start.wait()
-    for scene_id in scene_ids:
-        scene = claim(scene_id=uuid.UUID(scene_id), claim_token=token)
-        if scene is not None:
-            complete(scene=scene, claim_token=token, result=RESULT)
+    for item_id in item_ids:
+        item = claim(item_id=uuid.UUID(item_id), claim_token=token)
+        if item is not None:
+            complete(item=item, claim_token=token, result=RESULT)
     connections.close_all()
 
 
 def _run(strategy: str, owner: User, workers: int, per_worker: int) -> dict[str, Any]:
-    generation_id, scene_ids = _generation_with_queued_scenes(owner, workers * per_worker)
+    generation_id, item_ids = _generation_with_queued_items(owner, workers * per_worker)
     context = multiprocessing.get_context("fork")
     start = context.Barrier(workers + 1)
     connections.close_all()
     processes = [
-        context.Process(target=_work, args=(strategy, scene_ids[n::workers], start))
+        context.Process(target=_work, args=(strategy, item_ids[n::workers], start))
         for n in range(workers)
     ]
     for process in processes:
@@ -136,16 +136,16 @@ def _run(strategy: str, owner: User, workers: int, per_worker: int) -> dict[str,
         process.join()
     seconds = time.perf_counter() - started
     generation = Generation.objects.get(id=generation_id)
-    completed_scenes = Scene.objects.filter(generation_id=generation_id, status="completed").count()
+    completed_items = Item.objects.filter(generation_id=generation_id, status="completed").count()
     variant_sum = Variant.objects.filter(generation_id=generation_id).aggregate(
-        total=Sum("scenes_completed")
+        total=Sum("completed_items")
     )["total"]
-    lost = completed_scenes - generation.completed_items + (completed_scenes - variant_sum)
+    lost = completed_items - generation.completed_items + (completed_items - variant_sum)
     return {
         "seconds": seconds,
-        "scenes_per_s": completed_scenes / seconds,
-        "completed": completed_scenes,
-        "expected": len(scene_ids),
+        "items_per_s": completed_items / seconds,
+        "completed": completed_items,
+        "expected": len(item_ids),
         "lost": lost,
         "status": generation.status,
         "exit_codes": [process.exitcode for process in processes],
@@ -158,12 +158,12 @@ def counters(*, owner: User, workers: int, per_worker: int, rounds: int) -> list
     for _ in range(rounds):
         for name in STRATEGIES:
             runs[name].append(_run(name, owner, workers, per_worker))
-    section = f"Progress counters ({workers} processes x {per_worker} scenes of one generation)"
-    sfu = sorted(run["scenes_per_s"] for run in runs["select_for_update()"])
+    section = f"Progress counters ({workers} processes x {per_worker} items of one generation)"
+    sfu = sorted(run["items_per_s"] for run in runs["select_for_update()"])
     sfu_median = sfu[len(sfu) // 2]
     results = []
     for name, items in runs.items():
-        rates = sorted(run["scenes_per_s"] for run in items)
+        rates = sorted(run["items_per_s"] for run in items)
         median = rates[len(rates) // 2]
         lost = sum(run["lost"] for run in items)
         crashed = [code for run in items for code in run["exit_codes"] if code != 0]
@@ -176,14 +176,14 @@ def counters(*, owner: User, workers: int, per_worker: int, rounds: int) -> list
                 section=section,
                 name=name,
                 target="0 lost, >= 2x select_for_update" if tracked else "baseline",
-                measured=f"{median:.0f} scenes/s (median of {len(items)})",
-                baseline=f"{sfu_median:.0f} scenes/s (select_for_update)",
+                measured=f"{median:.0f} items/s (median of {len(items)})",
+                baseline=f"{sfu_median:.0f} items/s (select_for_update)",
                 ratio=f"{median / sfu_median:.2f}x",
                 met=met,
                 note=f"lost increments: {lost}"
                 + (f"; worker exit codes {crashed}" if crashed else ""),
                 data={
-                    "scenes_per_s": median,
+                    "items_per_s": median,
                     "lost": lost,
                     "crashed": len(crashed),
                     "runs": items,
@@ -196,12 +196,12 @@ def counters(*, owner: User, workers: int, per_worker: int, rounds: int) -> list
 TRACKING_INPUT = {"prompt": "bench tracking", "width": 64, "height": 64, "seed": 1}
 
 
-def tracking(*, owner: User, scratch: Path, rounds: int, scene_ms: int = 100) -> list[Result]:
-    """A 4 x 4 pipeline of `scene_ms` scenes through a real Celery worker (2 processes,
-    Redis broker): the project's `render_scene` (claim, render, store, count, finalize)
-    against `bare_scene` (the same render and store, no tracking), round by round. The
-    statements come from running `scene_render` in-process on a third generation."""
-    parameters = {**TRACKING_INPUT, "delay_ms": scene_ms}
+def tracking(*, owner: User, scratch: Path, rounds: int, item_ms: int = 100) -> list[Result]:
+    """A 4 x 4 pipeline of `item_ms` items through a real Celery worker (2 processes,
+    Redis broker): the project's `render_item` (claim, render, store, count, finalise)
+    against `bare_item` (the same render and store, no tracking), round by round. The
+    statements come from running `item_render` in-process on a third generation."""
+    parameters = {**TRACKING_INPUT, "delay_ms": item_ms}
     done = redis.Redis.from_url(_broker_url())
     bare_s: list[float] = []
     tracked_s: list[float] = []
@@ -215,27 +215,27 @@ def tracking(*, owner: User, scratch: Path, rounds: int, scene_ms: int = 100) ->
             if round_number:
                 bare_s.append(bare)
                 tracked_s.append(tracked)
-    per_scene = _statements_per_scene(owner, parameters)
+    per_item = _statements_per_item(owner, parameters)
     bare_median, tracked_median = statistics.median(bare_s), statistics.median(tracked_s)
     overhead = (tracked_median - bare_median) / bare_median
-    typical = int(statistics.median(per_scene))
+    typical = int(statistics.median(per_item))
     completed = all(status == "completed" for status in statuses)
     return [
         Result(
-            section=f"Tracking overhead (4 x 4 scenes of {scene_ms} ms, Celery worker x 2)",
-            name="render_scene vs bare Celery (render and store only)",
-            target="<= 5% slower than bare; <= 2 statements added per scene",
+            section=f"Tracking overhead (4 x 4 items of {item_ms} ms, Celery worker x 2)",
+            name="render_item vs bare Celery (render and store only)",
+            target="<= 5% slower than bare; <= 2 statements added per item",
             measured=f"{tracked_median:.3f} s (median of {rounds})",
             baseline=f"{bare_median:.3f} s",
             ratio=f"{overhead * 100:+.1f}%",
-            queries=f"{typical} per scene (max {max(per_scene)}, the last scene)",
+            queries=f"{typical} per item (max {max(per_item)}, the last item)",
             met=overhead <= 0.05 and typical <= 2 and completed,
             note="every tracked run ended completed"
             if completed
             else f"final statuses {sorted(set(statuses))}",
             data={
                 "overhead": overhead,
-                "statements_per_scene": typical,
+                "statements_per_item": typical,
                 "bare_s": bare_s,
                 "tracked_s": tracked_s,
             },
@@ -292,18 +292,18 @@ def _run_on_worker(
 
 
 def _tracked_messages(owner: User, parameters: dict[str, Any]) -> tuple[uuid.UUID, list[Message]]:
-    generation_id, scene_ids = _generation_with_queued_scenes(
+    generation_id, item_ids = _generation_with_queued_items(
         owner, 16, kind="image", parameters=parameters
     )
-    return generation_id, [(RENDER_SCENE, [scene_id]) for scene_id in scene_ids]
+    return generation_id, [(RENDER_ITEM, [item_id]) for item_id in item_ids]
 
 
 def _bare_messages(owner: User, parameters: dict[str, Any]) -> list[Message]:
-    """The same 16 scenes, described in full in the message (nothing is read back)."""
+    """The same 16 items, described in full in the message (nothing is read back)."""
     generation_id = str(uuid.uuid4())
     return [
         (
-            worker_app.BARE_SCENE,
+            worker_app.BARE_ITEM,
             [
                 {
                     "id": str(uuid.uuid4()),
@@ -324,19 +324,19 @@ def _bare_messages(owner: User, parameters: dict[str, Any]) -> list[Message]:
     ]
 
 
-def _statements_per_scene(owner: User, parameters: dict[str, Any]) -> list[int]:
-    _, scene_ids = _generation_with_queued_scenes(owner, 16, kind="image", parameters=parameters)
+def _statements_per_item(owner: User, parameters: dict[str, Any]) -> list[int]:
+    _, item_ids = _generation_with_queued_items(owner, 16, kind="image", parameters=parameters)
     counts = []
-    for scene_id in scene_ids:
+    for item_id in item_ids:
         with measure.captured() as context:
-            scene_render(scene_id=uuid.UUID(scene_id), claim_token="bench-statements")
+            item_render(item_id=uuid.UUID(item_id), claim_token="bench-statements")
         counts.append(len(context.captured_queries))
     return counts
 
 
 def purge(*, rows: int) -> list[Result]:
     """Expire the oldest generations holding about `rows` rows (22 each: the generation,
-    4 variants, 16 scenes, its metadata) and time their purge."""
+    4 variants, 16 items, its metadata) and time their purge."""
     expire = max(rows // 22, 1)
     cutoff = trash_cutoff()
     with connection.cursor() as cursor:

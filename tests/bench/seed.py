@@ -1,7 +1,7 @@
 """The reference data set, seeded with `INSERT ... SELECT generate_series` with the
 indexes and constraints dropped during the load and rebuilt after it.
 
-At scale 1: 1M generations, 4M variants, 16M scenes, 1M metadata rows. Owners are skewed
+At scale 1: 1M generations, 4M variants, 16M items, 1M metadata rows. Owners are skewed
 (five heavy users hold 12.5% of the rows, the rest spread evenly), statuses are 90%
 completed, 7% failed and 3% processing, and prompts come from a vocabulary with planted
 terms of known frequency. Everything is a function of the row number, so a scale always
@@ -18,7 +18,7 @@ import psycopg
 TABLES = (
     "generations_generation",
     "generations_variant",
-    "generations_scene",
+    "generations_item",
     "generations_generationmetadata",
 )
 FULL_SIZE = 1_000_000
@@ -285,7 +285,7 @@ def seed(conn: psycopg.Connection[Any], *, scale: float, log: Log) -> dict[str, 
     conn.execute(
         _escaped("""
         INSERT INTO generations_variant (id, generation_id, label, position, status,
-            total_scenes, scenes_completed, scenes_failed, scenes_cancelled, error_code,
+            total_items, completed_items, failed_items, cancelled_items, error_code,
             error_message, created_at, updated_at, started_at, completed_at)
         SELECT md5(g.id::text || 'v' || p)::uuid, g.id, (%s::text[])[p + 1], p,
             g.status, 4, LEAST(4, GREATEST(0, g.completed_items - 4 * p)),
@@ -300,7 +300,7 @@ def seed(conn: psycopg.Connection[Any], *, scale: float, log: Log) -> dict[str, 
     phase = time.monotonic()
     conn.execute(
         _escaped("""
-        INSERT INTO generations_scene (id, generation_id, variant_id, number, prompt,
+        INSERT INTO generations_item (id, generation_id, variant_id, number, prompt,
             provider_job_id, provider_status, status, attempts, claim_token, asset_key,
             thumbnail_key, duration_seconds, width, height, file_size, content_type,
             checksum, cost, error_code, error_message, created_at, updated_at, queued_at,
@@ -326,18 +326,18 @@ def seed(conn: psycopg.Connection[Any], *, scale: float, log: Log) -> dict[str, 
                 CASE g.status WHEN 'completed' THEN 'completed' WHEN 'failed' THEN 'failed'
                      ELSE CASE WHEN k < g.completed_items THEN 'completed' ELSE 'queued' END
                 END AS status,
-                'generations/' || g.id || '/' || (%s::text[])[k / 4 + 1] || '/scene_'
+                'generations/' || g.id || '/' || (%s::text[])[k / 4 + 1] || '/item_'
                     || (k % 4 + 1) AS prefix
             FROM generations_generation g, generate_series(0, 15) AS k
         ) AS rows
         """),
         [list(LABELS)],
     )
-    timings["seed_scenes_s"] = time.monotonic() - phase
-    log(f"seeded {16 * total} scenes in {timings['seed_scenes_s']:.1f} s")
+    timings["seed_items_s"] = time.monotonic() - phase
+    log(f"seeded {16 * total} items in {timings['seed_items_s']:.1f} s")
     phase = time.monotonic()
     # Every seeded generation has been through its stages: its prompts are planned.
-    prompts = {label: [f"{label} scene {n}" for n in range(1, 5)] for label in LABELS}
+    prompts = {label: [f"{label} item {n}" for n in range(1, 5)] for label in LABELS}
     conn.execute(
         """
         INSERT INTO generations_generationmetadata (generation_id, analysis, transformation,

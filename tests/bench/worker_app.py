@@ -1,5 +1,5 @@
 """The Celery app of the tracking benchmark's worker: the project's own app and tasks,
-plus `bare_scene`, the same scene work with no tracking at all (no claim, no counters, no
+plus `bare_item`, the same item work with no tracking at all (no claim, no counters, no
 database), and a signal that reports every finished task on a Redis list so that the
 benchmark times both kinds of task the same way.
 
@@ -16,32 +16,32 @@ from celery.signals import task_postrun
 from config.celery import app
 
 DONE_LIST = "genvault-bench-done"
-BARE_SCENE = "tests.bench.worker_app.bare_scene"
+BARE_ITEM = "tests.bench.worker_app.bare_item"
 _done = redis.Redis.from_url(os.environ.get("BENCH_DONE_URL", "redis://127.0.0.1:6379/14"))
 
 
-@app.task(name=BARE_SCENE)
-def bare_scene(scene: dict[str, Any]) -> None:
-    """Produce and store one scene with the code `pipeline.scene_render` uses, untracked."""
+@app.task(name=BARE_ITEM)
+def bare_item(item: dict[str, Any]) -> None:
+    """Produce and store one item with the code `pipeline.item_render` uses, untracked."""
     # Imported here: the worker loads this module before it sets Django up.
     from generations import pipeline
-    from generations.progress import ClaimedScene
+    from generations.progress import ClaimedItem
 
-    claimed = ClaimedScene(
-        id=uuid.UUID(scene["id"]),
-        generation_id=uuid.UUID(scene["generation_id"]),
-        variant_id=uuid.UUID(scene["variant_id"]),
-        number=scene["number"],
-        prompt=scene["prompt"],
+    claimed = ClaimedItem(
+        id=uuid.UUID(item["id"]),
+        generation_id=uuid.UUID(item["generation_id"]),
+        variant_id=uuid.UUID(item["variant_id"]),
+        number=item["number"],
+        prompt=item["prompt"],
         attempts=1,
-        variant_label=scene["variant_label"],
-        kind=scene["kind"],
-        provider=scene["provider"],
-        provider_model=scene["provider_model"],
-        parameters=scene["parameters"],
+        variant_label=item["variant_label"],
+        kind=item["kind"],
+        provider=item["provider"],
+        provider_model=item["provider_model"],
+        parameters=item["parameters"],
         generation_status="processing",
     )
-    pipeline.scene_produce_and_store(claimed, checkpoint=lambda: None)
+    pipeline.item_produce_and_store(claimed, checkpoint=lambda: None)
 
 
 @task_postrun.connect

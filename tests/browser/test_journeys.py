@@ -50,8 +50,8 @@ def test_sign_in_submit_watch_and_play(page_for, start_worker):
     page.get_by_label("Prompt").fill("A reusable water bottle on a mountain trail at sunrise")
     for label in ("Medium", "Aggressive"):
         page.get_by_label(label, exact=True).uncheck()
-    page.get_by_label("Scenes per variant").fill("2")
-    page.get_by_label("Seconds per scene").fill("1")
+    page.get_by_label("Items per variant").fill("2")
+    page.get_by_label("Seconds per item").fill("1")
     page.get_by_role("button", name="Start generation").click()
     page.wait_for_url(re.compile(r"/generations/[0-9a-f-]{36}$"))
 
@@ -73,7 +73,7 @@ def test_sign_in_submit_watch_and_play(page_for, start_worker):
 
 def test_search_and_filter_history(page_for, owner):
     make_images(owner, prompt="A lighthouse at dusk")
-    make_images(owner, prompt="A red kite over the dunes", fail_scenes=["b:1"])
+    make_images(owner, prompt="A red kite over the dunes", fail_items=["b:1"])
     make_images(owner, prompt="Pancakes with berries", run=False)
     page = page_for(owner)
 
@@ -122,7 +122,7 @@ def test_retry_after_an_injected_failure(page_for, owner, start_worker):
             "variants": ["a", "b"],
             "width": 64,
             "height": 64,
-            "fail_scenes": ["b:1"],
+            "fail_items": ["b:1"],
         },
     )
     wait_until_ended(generation)
@@ -148,7 +148,7 @@ def test_cancel_a_running_generation(page_for, owner, start_worker):
         owner=owner,
         kind="video_ad",
         input={
-            "prompt": "Slow scenes",
+            "prompt": "Slow items",
             "delay_ms": 5000,
             "scene_seconds": 1,
             "width": 160,
@@ -197,7 +197,7 @@ def test_delete_asks_then_restore_brings_it_back(page_for, owner):
 
 def test_another_user_gets_404_on_pages_and_assets(page_for, owner, other_user):
     generation = make_images(owner, prompt="Private work")
-    scene = generation.scenes.first()
+    item = generation.items.first()
     page = page_for(other_user)
 
     for path in (
@@ -207,7 +207,7 @@ def test_another_user_gets_404_on_pages_and_assets(page_for, owner, other_user):
         f"/history/cards/{generation.id}",
         f"/compare?a={generation.id}&b={generation.id}",
         f"/api/generations/{generation.id}/download/",
-        f"/api/scenes/{scene.id}/download/",
+        f"/api/items/{item.id}/download/",
     ):
         response = page.goto(path)
         assert response.status == 404, path

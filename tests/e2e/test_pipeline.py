@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from generations import services
-from generations.models import Scene
+from generations.models import Item
 from generations.providers.local_render import render_video
-from generations.states import GenerationStatus, SceneStatus
+from generations.states import GenerationStatus, ItemStatus
 from generations.tests.factories import UserFactory
 from storage.services import object_keys, object_open
 from tests.workers import wait_for, wait_until_ended
@@ -31,7 +31,7 @@ def _download(key: str, directory: Path) -> Path:
     return target
 
 
-def test_video_ad_with_four_variants_of_four_scenes_completes(start_worker):
+def test_video_ad_with_four_variants_of_four_items_completes(start_worker):
     start_worker()
     owner = UserFactory()
 
@@ -59,24 +59,24 @@ def test_video_ad_with_four_variants_of_four_scenes_completes(start_worker):
     assert metadata.evaluation["durations_on_target"] is True
 
     keys = set(object_keys(f"generations/{generation.id}/"))
-    scenes = list(generation.scenes.select_related("variant"))
-    assert len(scenes) == 16
+    items = list(generation.items.select_related("variant"))
+    assert len(items) == 16
     with tempfile.TemporaryDirectory() as tmp:
-        for scene in scenes:
-            prefix = f"generations/{generation.id}/{scene.variant.label}/scene_{scene.number}"
-            assert scene.asset_key == f"{prefix}.mp4"
-            assert scene.thumbnail_key == f"{prefix}_thumb.jpg"
-            assert (scene.width, scene.height) == (640, 360)
-            assert scene.duration_seconds == pytest.approx(2, abs=0.1)
-            assert scene.content_type == "video/mp4"
-            video = _download(scene.asset_key, Path(tmp))
+        for item in items:
+            prefix = f"generations/{generation.id}/{item.variant.label}/scene_{item.number}"
+            assert item.asset_key == f"{prefix}.mp4"
+            assert item.thumbnail_key == f"{prefix}_thumb.jpg"
+            assert (item.width, item.height) == (640, 360)
+            assert item.duration_seconds == pytest.approx(2, abs=0.1)
+            assert item.content_type == "video/mp4"
+            video = _download(item.asset_key, Path(tmp))
             with av.open(str(video)) as container:
                 assert container.streams.video[0].codec_context.name == "h264"
                 assert sum(1 for _ in container.decode(video=0)) == 48
-            with Image.open(_download(scene.thumbnail_key, Path(tmp))) as thumb:
+            with Image.open(_download(item.thumbnail_key, Path(tmp))) as thumb:
                 assert thumb.format == "JPEG"
                 assert thumb.width == 320
-    assert keys == {s.asset_key for s in scenes} | {s.thumbnail_key for s in scenes}
+    assert keys == {s.asset_key for s in items} | {s.thumbnail_key for s in items}
 
 
 def test_injected_failures_end_partial_and_retry_completes_without_rerendering(start_worker):
@@ -88,7 +88,7 @@ def test_injected_failures_end_partial_and_retry_completes_without_rerendering(s
             "prompt": "A bicycle commuter in the rain",
             "variants": ["soft", "ultra"],
             "scenes_per_variant": 3,
-            "fail_scenes": ["ultra:2", "soft:3"],
+            "fail_items": ["ultra:2", "soft:3"],
             **SMALL_VIDEO,
         },
     )
@@ -98,8 +98,8 @@ def test_injected_failures_end_partial_and_retry_completes_without_rerendering(s
     assert (generation.completed_items, generation.failed_items) == (4, 2)
     assert generation.error_code == "provider_rejected"
     kept = {
-        scene.id: (scene.completed_at, scene.checksum, scene.attempts)
-        for scene in generation.scenes.filter(status=SceneStatus.COMPLETED)
+        item.id: (item.completed_at, item.checksum, item.attempts)
+        for item in generation.items.filter(status=ItemStatus.COMPLETED)
     }
 
     assert services.generation_retry(generation=generation) == 2
@@ -107,9 +107,9 @@ def test_injected_failures_end_partial_and_retry_completes_without_rerendering(s
 
     assert generation.status == GenerationStatus.COMPLETED
     assert (generation.completed_items, generation.failed_items) == (6, 0)
-    for scene in generation.scenes.filter(id__in=kept):
-        assert (scene.completed_at, scene.checksum, scene.attempts) == kept[scene.id]
-    assert set(generation.scenes.exclude(id__in=kept).values_list("attempts", flat=True)) == {2}
+    for item in generation.items.filter(id__in=kept):
+        assert (item.completed_at, item.checksum, item.attempts) == kept[item.id]
+    assert set(generation.items.exclude(id__in=kept).values_list("attempts", flat=True)) == {2}
 
 
 def test_transient_failure_is_retried_automatically(start_worker):
@@ -117,52 +117,52 @@ def test_transient_failure_is_retried_automatically(start_worker):
     generation = services.generation_create(
         owner=UserFactory(),
         kind="image",
-        input={"prompt": "A red kite", "width": 64, "height": 64, "transient_fail_scenes": [1]},
+        input={"prompt": "A red kite", "width": 64, "height": 64, "transient_fail_items": [1]},
     )
     wait_until_ended(generation)
 
     assert generation.status == GenerationStatus.COMPLETED
-    assert generation.scenes.get().attempts == 2
+    assert generation.items.get().attempts == 2
 
 
-def test_cancel_during_a_run_stops_every_scene(start_worker):
+def test_cancel_during_a_run_stops_every_item(start_worker):
     start_worker()
     generation = services.generation_create(
         owner=UserFactory(),
         kind="video_ad",
-        input={"prompt": "Slow scenes", "delay_ms": 3000, **SMALL_VIDEO},
+        input={"prompt": "Slow items", "delay_ms": 3000, **SMALL_VIDEO},
     )
     wait_for(
-        lambda: generation.scenes.filter(status=SceneStatus.PROCESSING).exists(),
+        lambda: generation.items.filter(status=ItemStatus.PROCESSING).exists(),
         timeout=60,
-        message="a scene to start",
+        message="a item to start",
     )
 
     services.generation_cancel(generation=generation)
 
     wait_for(
-        lambda: not generation.scenes.filter(status=SceneStatus.PROCESSING).exists(),
+        lambda: not generation.items.filter(status=ItemStatus.PROCESSING).exists(),
         timeout=10,
-        message="running scenes to stop at their checkpoint",
+        message="running items to stop at their checkpoint",
     )
     generation.refresh_from_db()
     assert generation.status == GenerationStatus.CANCELLED
     truth = {
-        status: generation.scenes.filter(status=status).count()
-        for status in (SceneStatus.COMPLETED, SceneStatus.FAILED, SceneStatus.CANCELLED)
+        status: generation.items.filter(status=status).count()
+        for status in (ItemStatus.COMPLETED, ItemStatus.FAILED, ItemStatus.CANCELLED)
     }
-    assert generation.completed_items == truth[SceneStatus.COMPLETED]
-    assert generation.failed_items == truth[SceneStatus.FAILED]
-    assert generation.cancelled_items == truth[SceneStatus.CANCELLED] >= 14
+    assert generation.completed_items == truth[ItemStatus.COMPLETED]
+    assert generation.failed_items == truth[ItemStatus.FAILED]
+    assert generation.cancelled_items == truth[ItemStatus.CANCELLED] >= 14
     assert sum(truth.values()) == generation.total_items == 16
     assert set(generation.variants.values_list("status", flat=True)) == {"cancelled"}
 
 
-def test_worker_killed_mid_scene_still_completes_without_duplicates(start_worker):
+def test_worker_killed_mid_item_still_completes_without_duplicates(start_worker):
     fast_recovery = {
         "RECOVERY_INTERVAL_SECONDS": "1",
-        "SCENE_TIME_LIMIT_SECONDS": "10",
-        "SCENE_LEASE_SECONDS": "11",
+        "ITEM_TIME_LIMIT_SECONDS": "10",
+        "ITEM_LEASE_SECONDS": "11",
     }
     first = start_worker("doomed", concurrency=2)
     generation = services.generation_create(
@@ -177,9 +177,9 @@ def test_worker_killed_mid_scene_still_completes_without_duplicates(start_worker
         },
     )
     wait_for(
-        lambda: generation.scenes.filter(status=SceneStatus.PROCESSING).exists(),
+        lambda: generation.items.filter(status=ItemStatus.PROCESSING).exists(),
         timeout=60,
-        message="a scene to start",
+        message="a item to start",
     )
 
     first.kill()
@@ -188,14 +188,14 @@ def test_worker_killed_mid_scene_still_completes_without_duplicates(start_worker
 
     assert generation.status == GenerationStatus.COMPLETED
     assert (generation.completed_items, generation.failed_items) == (4, 0)
-    assert generation.scenes.filter(status=SceneStatus.COMPLETED).count() == 4
+    assert generation.items.filter(status=ItemStatus.COMPLETED).count() == 4
     keys = sorted(object_keys(f"generations/{generation.id}/"))
     assert len(keys) == 8
     assert keys == sorted(
-        [s.asset_key for s in generation.scenes.all()]
-        + [s.thumbnail_key for s in generation.scenes.all()]
+        [s.asset_key for s in generation.items.all()]
+        + [s.thumbnail_key for s in generation.items.all()]
     )
-    assert max(generation.scenes.values_list("attempts", flat=True)) >= 2
+    assert max(generation.items.values_list("attempts", flat=True)) >= 2
 
 
 def test_eight_worker_processes_keep_every_counter_exact(start_worker):
@@ -223,13 +223,13 @@ def test_eight_worker_processes_keep_every_counter_exact(start_worker):
 
     assert sum(g.total_items for g in generations) == 512
     for generation in generations:
-        scenes = Scene.objects.filter(generation=generation)
-        assert generation.completed_items == scenes.filter(status=SceneStatus.COMPLETED).count()
-        assert generation.failed_items == scenes.filter(status=SceneStatus.FAILED).count()
+        items = Item.objects.filter(generation=generation)
+        assert generation.completed_items == items.filter(status=ItemStatus.COMPLETED).count()
+        assert generation.failed_items == items.filter(status=ItemStatus.FAILED).count()
         assert generation.completed_items + generation.failed_items == 64
         for variant in generation.variants.all():
-            assert variant.scenes_completed == variant.scenes.filter(status="completed").count()
-            assert variant.scenes_failed == variant.scenes.filter(status="failed").count()
+            assert variant.completed_items == variant.items.filter(status="completed").count()
+            assert variant.failed_items == variant.items.filter(status="failed").count()
         expected = "completed" if not generation.failed_items else "partial_success"
         assert generation.status == expected
 
@@ -244,7 +244,7 @@ def test_speech_generation_makes_one_track_per_sentence(start_worker):
     wait_until_ended(generation)
 
     assert generation.status == GenerationStatus.COMPLETED
-    tracks = list(generation.scenes.order_by("number"))
+    tracks = list(generation.items.order_by("number"))
     assert [track.asset_key.rsplit("/", 1)[1] for track in tracks] == ["track_1.wav", "track_2.wav"]
     assert [t.thumbnail_key.rsplit("/", 1)[1] for t in tracks] == [
         "track_1_wave.png",
@@ -296,7 +296,7 @@ def test_video_ad_from_a_source_url_analyses_the_real_video(start_worker, served
     assert len(source["keyframes"]) == 3
     stored = set(object_keys(f"generations/{generation.id}/source/"))
     assert stored == {*source["keyframes"], source["stored_key"]}
-    assert "320x180" in generation.scenes.get().prompt
+    assert "320x180" in generation.items.get().prompt
 
 
 def test_source_url_on_a_private_address_fails_as_invalid_input(start_worker):

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from generations.models import Generation
 from generations.selectors import (
-    completed_scene_keys,
+    completed_item_keys,
     generations_busy_in_storage,
     referenced_storage_keys,
 )
@@ -58,8 +58,8 @@ class Command(BaseCommand):
         ids = Generation.objects.order_by("id").values_list("id", flat=True).iterator()
         for batch in _batches(ids):
             missing.extend(
-                (scene_id, key)
-                for scene_id, key in completed_scene_keys(batch)
+                (item_id, key)
+                for item_id, key in completed_item_keys(batch)
                 if key not in every_listed
             )
 
@@ -67,7 +67,7 @@ class Command(BaseCommand):
         self._report(f"Objects without rows: {len(orphans)}", orphans, options["all"])
         self._report(
             f"Completed items whose objects are missing: {len(missing)}",
-            [f"scene {scene_id}: {key}" for scene_id, key in missing],
+            [f"item {item_id}: {key}" for item_id, key in missing],
             options["all"],
         )
         if not orphans:
