@@ -13,7 +13,8 @@ from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from generations.models import Generation, GenerationKind, Item, Variant
+from generations.kinds import GenerationKind
+from generations.models import Generation, Item, Variant
 from generations.states import ItemStatus
 from storage.services import StorageUnavailable, object_url
 

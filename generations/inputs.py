@@ -1,6 +1,7 @@
-"""Validation of a generation's input: checks each field of the kind's schema, fills in
-defaults (including a random seed, so that the stored snapshot replays exactly) and
-returns the normalised snapshot stored as `Generation.input`."""
+"""Validation of a generation's input against its kind's spec (`generations.kinds`):
+checks each field, refuses fields the kind does not take, fills in defaults (including a
+random seed, so that the stored snapshot replays exactly) and returns the normalised
+snapshot stored as `Generation.input`."""
 
 import secrets
 from dataclasses import dataclass, field
@@ -8,19 +9,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from generations.errors import InputError
-from generations.models import GenerationKind
-from generations.providers.local_render import split_speech_sections
+from generations.kinds import KINDS, InputField, KindSpec
 from storage.keys import is_valid_variant_label
 
-DEFAULT_VARIANTS = {
-    GenerationKind.VIDEO_AD: ["soft", "medium", "aggressive", "ultra"],
-    GenerationKind.SPEECH: ["narrator"],
-    GenerationKind.IMAGE: ["default"],
-}
 MAX_VARIANTS = 8
-MAX_PROMPT_CHARS = 4000
-MAX_SPEECH_CHARS = 20_000
-MAX_SPEECH_TRACKS = 64
+# Inputs every kind takes, beside its own fields.
+COMMON_FIELDS = ("seed", "variants")
+# Inputs that make a provider fail or slow down on purpose, for tests and demos; only a
+# provider that declares `fault_injection` takes them.
+FAULT_FIELDS = ("fail_items", "fail_attempts", "transient_fail_items", "fail_rate", "delay_ms")
+# Keys Genvault itself adds to a stored snapshot.
+DERIVED_FIELDS = ("provider", "model", "source_key")
 
 
 @dataclass
@@ -33,13 +32,13 @@ class _Reader:
     def error(self, name: str, message: str) -> None:
         self.errors.setdefault(name, []).append(message)
 
-    def integer(self, name: str, default: int, low: int, high: int) -> int:
+    def integer(self, name: str, default: int, low: float, high: float) -> int:
         value = self.raw.get(name, default)
         if isinstance(value, bool) or not isinstance(value, int):
             self.error(name, "Must be a whole number.")
             return default
         if not low <= value <= high:
-            self.error(name, f"Must be between {low} and {high}.")
+            self.error(name, f"Must be between {low:g} and {high:g}.")
             return default
         return value
 
@@ -49,7 +48,7 @@ class _Reader:
             self.error(name, "Must be a number.")
             return default
         if not low <= value <= high:
-            self.error(name, f"Must be between {low} and {high}.")
+            self.error(name, f"Must be between {low:g} and {high:g}.")
             return default
         return float(value)
 
@@ -65,11 +64,19 @@ class _Reader:
             self.error(name, f"Must be at most {max_chars} characters.")
         return value
 
-    def even_size(self, name: str, default: int, low: int, high: int) -> int:
+    def even_size(self, name: str, default: int, low: float, high: float) -> int:
         value = self.integer(name, default, low, high)
         if value % 2:
             self.error(name, "Must be an even number of pixels.")
         return value
+
+    def url(self, name: str, *, max_chars: int) -> str:
+        url = self.text(name, required=False, max_chars=max_chars)
+        if url:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                self.error(name, "Must be an http(s) URL.")
+        return url
 
     def labels(self, name: str, default: list[str]) -> list[str]:
         value = self.raw.get(name, default)
@@ -99,7 +106,12 @@ class _Reader:
         for item in value:
             ref = str(item).strip().lower()
             label, colon, number = ref.rpartition(":")
-            if not number.isdigit() or int(number) < 1 or (colon and not label):
+            if (
+                not number.isascii()
+                or not number.isdigit()
+                or int(number) < 1
+                or (colon and not label)
+            ):
                 self.error(name, f"{item!r} is not an item reference such as 'soft:2' or 3.")
                 continue
             if label and label not in labels:
@@ -108,93 +120,66 @@ class _Reader:
             refs.append(ref)
         return refs
 
-
-def _common(reader: _Reader, kind: str) -> dict[str, Any]:
-    seed = (
-        reader.integer("seed", 0, 0, 2**31 - 1)
-        if reader.raw.get("seed") is not None
-        else secrets.randbelow(2**31)
-    )
-    labels = reader.labels("variants", DEFAULT_VARIANTS[GenerationKind(kind)])
-    return {
-        "seed": seed,
-        "variants": labels,
-        "fail_items": reader.item_refs("fail_items", labels),
-        "fail_attempts": reader.integer("fail_attempts", 1, 1, 10),
-        "transient_fail_items": reader.item_refs("transient_fail_items", labels),
-        "fail_rate": reader.number("fail_rate", 0.0, 0.0, 1.0),
-        "delay_ms": reader.integer("delay_ms", 0, 0, 60_000),
-    }
+    def spec_field(self, spec_field: InputField) -> Any:
+        name, low, high = spec_field.name, spec_field.low, spec_field.high
+        if spec_field.type == "integer":
+            return self.integer(name, int(spec_field.default), low, high)
+        if spec_field.type == "number":
+            return self.number(name, float(spec_field.default), low, high)
+        if spec_field.type == "even_size":
+            return self.even_size(name, int(spec_field.default), low, high)
+        if spec_field.type == "url":
+            return self.url(name, max_chars=spec_field.max_chars)
+        return self.text(name, required=spec_field.required, max_chars=spec_field.max_chars)
 
 
-def _source_url(reader: _Reader) -> str:
-    url = reader.text("source_url", required=False, max_chars=2000)
-    if url:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            reader.error("source_url", "Must be an http(s) URL.")
-    return url
+def accepted_fields(spec: KindSpec, *, fault_injection: bool) -> list[str]:
+    """Every input field `spec`'s kind takes, with the fault fields when the provider
+    takes them."""
+    names = [*COMMON_FIELDS, *(field.name for field in spec.fields)]
+    return names + list(FAULT_FIELDS) if fault_injection else names
 
 
-def _video_ad(reader: _Reader, *, has_upload: bool) -> dict[str, Any]:
-    source_url = _source_url(reader)
-    prompt = reader.text(
-        "prompt", required=not (source_url or has_upload), max_chars=MAX_PROMPT_CHARS
-    )
-    if source_url and has_upload:
-        reader.error("source_url", "Give a source URL or upload a file, not both.")
-    return {
-        "prompt": prompt,
-        "source_url": source_url,
-        "scenes_per_variant": reader.integer("scenes_per_variant", 4, 1, 12),
-        "scene_seconds": reader.number("scene_seconds", 3.0, 1.0, 10.0),
-        "width": reader.even_size("width", 640, 160, 1920),
-        "height": reader.even_size("height", 360, 90, 1080),
-        "fps": reader.integer("fps", 24, 12, 30),
-    }
-
-
-def _speech(reader: _Reader) -> dict[str, Any]:
-    text = reader.text("text", required=True, max_chars=MAX_SPEECH_CHARS)
-    if text and len(split_speech_sections(text)) > MAX_SPEECH_TRACKS:
-        reader.error("text", f"Splits into more than {MAX_SPEECH_TRACKS} tracks; shorten it.")
-    return {"text": text, "words_per_minute": reader.integer("words_per_minute", 160, 80, 320)}
-
-
-def _image(reader: _Reader) -> dict[str, Any]:
-    return {
-        "prompt": reader.text("prompt", required=True, max_chars=MAX_PROMPT_CHARS),
-        "images_per_variant": reader.integer("images_per_variant", 1, 1, 8),
-        "width": reader.even_size("width", 1024, 64, 2048),
-        "height": reader.even_size("height", 576, 64, 2048),
-    }
-
-
-def normalise_input(kind: str, raw: dict[str, Any], *, has_upload: bool = False) -> dict[str, Any]:
+def normalise_input(
+    kind: str, raw: dict[str, Any], *, has_upload: bool = False, fault_injection: bool = True
+) -> dict[str, Any]:
     """The complete, validated parameter snapshot for `kind`; raises InputError naming
-    every bad field."""
-    if kind not in GenerationKind.values:
-        raise InputError({"kind": [f"Must be one of {', '.join(GenerationKind.values)}."]})
+    every bad field, including any field the kind (or, for the fault fields, the
+    provider) does not take."""
+    if kind not in KINDS:
+        raise InputError({"kind": [f"Must be one of {', '.join(KINDS)}."]})
     if not isinstance(raw, dict):
         raise InputError({"input": ["Must be an object."]})
+    spec = KINDS[kind]
     reader = _Reader(raw)
-    snapshot = _common(reader, kind)
-    if kind == GenerationKind.VIDEO_AD:
-        snapshot.update(_video_ad(reader, has_upload=has_upload))
-    elif kind == GenerationKind.SPEECH:
-        snapshot.update(_speech(reader))
-    else:
-        snapshot.update(_image(reader))
+    accepted = accepted_fields(spec, fault_injection=fault_injection)
+    for name in raw:
+        if name in FAULT_FIELDS and name not in accepted:
+            reader.error(name, "This provider does not take fault injection.")
+        elif name not in accepted:
+            reader.error(
+                name, f"Unknown field for {spec.label.lower()}; use {', '.join(accepted)}."
+            )
+    seed = (
+        reader.integer("seed", 0, 0, 2**31 - 1)
+        if raw.get("seed") is not None
+        else secrets.randbelow(2**31)
+    )
+    labels = reader.labels("variants", list(spec.default_variants))
+    snapshot: dict[str, Any] = {"seed": seed, "variants": labels}
+    if fault_injection:
+        snapshot.update(
+            fail_items=reader.item_refs("fail_items", labels),
+            fail_attempts=reader.integer("fail_attempts", 1, 1, 10),
+            transient_fail_items=reader.item_refs("transient_fail_items", labels),
+            fail_rate=reader.number("fail_rate", 0.0, 0.0, 1.0),
+            delay_ms=reader.integer("delay_ms", 0, 0, 60_000),
+        )
+    for spec_field in spec.fields:
+        snapshot[spec_field.name] = reader.spec_field(spec_field)
+    for name, messages in spec.check(snapshot, has_upload).items():
+        for message in messages:
+            reader.error(name, message)
     if reader.errors:
         raise InputError(reader.errors)
     return snapshot
-
-
-def items_per_variant(kind: str, snapshot: dict[str, Any]) -> list[str]:
-    """The prompt of each item every variant gets (video prompts are written later, by the
-    prompts stage, so they start empty)."""
-    if kind == GenerationKind.VIDEO_AD:
-        return [""] * int(snapshot["scenes_per_variant"])
-    if kind == GenerationKind.SPEECH:
-        return split_speech_sections(str(snapshot["text"]))
-    return [str(snapshot["prompt"])] * int(snapshot["images_per_variant"])

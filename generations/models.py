@@ -5,13 +5,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from generations.kinds import GenerationKind
 from generations.states import GenerationStatus, ItemStatus, VariantStatus
-
-
-class GenerationKind(models.TextChoices):
-    VIDEO_AD = "video_ad", "Video ad"
-    SPEECH = "speech", "Speech"
-    IMAGE = "image", "Image"
 
 
 class SourceType(models.TextChoices):

@@ -18,7 +18,9 @@ from django.utils import timezone
 from generations import stages
 from generations.dispatch import dispatch_generation, dispatch_items
 from generations.errors import Cancelled, ErrorCode, GenerationError
-from generations.models import Generation, GenerationKind, GenerationMetadata, Item, Variant
+from generations.kinds import kind_spec
+from generations.media.probe import MediaError, probe
+from generations.models import Generation, GenerationMetadata, Item, Variant
 from generations.progress import (
     ClaimedItem,
     ItemResult,
@@ -36,8 +38,7 @@ from generations.states import (
     ItemStatus,
     VariantStatus,
 )
-from storage import media
-from storage.keys import asset_key, thumbnail_key
+from storage.keys import asset_key, preview_key
 from storage.services import StorageUnavailable, object_save
 
 logger = logging.getLogger(__name__)
@@ -202,28 +203,26 @@ def _cancel_checkpoint(generation_id: UUID) -> Callable[[], None]:
 
 
 def _store(item: ClaimedItem, produced: ProducedItem, workdir: Path) -> ItemResult:
-    kind = item.kind
-    label = item.variant_label
+    spec = kind_spec(item.kind)
     key = asset_key(
         generation_id=item.generation_id,
-        variant_label=label,
+        variant_label=item.variant_label,
         number=item.number,
-        kind=kind,
+        stem=spec.key_stem,
         extension=produced.extension,
     )
-    thumb_key = thumbnail_key(
-        generation_id=item.generation_id, variant_label=label, number=item.number, kind=kind
+    thumb_key = preview_key(
+        generation_id=item.generation_id,
+        variant_label=item.variant_label,
+        number=item.number,
+        stem=spec.key_stem,
+        suffix=spec.preview_suffix,
     )
     thumb_path = workdir / Path(thumb_key).name
     try:
-        info = media.probe(produced.path)
-        if kind == GenerationKind.VIDEO_AD:
-            media.video_thumbnail(produced.path, thumb_path)
-        elif kind == GenerationKind.SPEECH:
-            media.waveform_png(produced.path, thumb_path)
-        else:
-            media.image_thumbnail(produced.path, thumb_path)
-    except media.MediaError as exc:
+        info = probe(produced.path)
+        spec.draw_preview(produced.path, thumb_path)
+    except MediaError as exc:
         raise GenerationError(
             ErrorCode.PROVIDER_ERROR, f"The provider returned unreadable media: {exc}"
         ) from exc

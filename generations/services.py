@@ -2,10 +2,11 @@
 delete, restore and purge. The API, the pages, the admin and the commands all call these.
 """
 
+import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from typing import IO, Any
 from uuid import UUID
 
@@ -17,17 +18,11 @@ from django.utils import timezone
 
 from generations.dispatch import dispatch_generation
 from generations.errors import ActionRefused, ErrorCode, InputError, LimitExceeded
-from generations.inputs import items_per_variant, normalise_input
-from generations.models import (
-    Generation,
-    GenerationKind,
-    GenerationMetadata,
-    Item,
-    SourceType,
-    Variant,
-)
+from generations.inputs import normalise_input
+from generations.kinds import KindSpec, kind_spec
+from generations.models import Generation, GenerationMetadata, Item, SourceType, Variant
 from generations.progress import elapsed_seconds, finalise_if_ended
-from generations.providers import PROVIDERS, get_provider
+from generations.providers import PROVIDERS, Provider, get_provider
 from generations.selectors import (
     generations_busy_in_storage,
     generations_with_unnamed_objects,
@@ -42,7 +37,16 @@ from generations.states import (
     rollup_status,
 )
 from storage.keys import generation_prefix, source_key
-from storage.services import object_open, object_save, objects_delete, prefix_delete
+from storage.services import (
+    StorageUnavailable,
+    object_delete,
+    object_open,
+    object_save,
+    objects_delete,
+    prefix_delete,
+)
+
+logger = logging.getLogger(__name__)
 
 TITLE_LENGTH = 80
 PURGE_BATCH_SIZE = 500
@@ -61,73 +65,105 @@ def generation_create(
     parent: Generation | None = None,
 ) -> Generation:
     """Validate, estimate, record the generation with its variants, items and metadata as
-    pending, and enqueue it once the transaction commits. Raises InputError."""
-    snapshot = normalise_input(kind, dict(input), has_upload=source_file is not None)
-    provider_name = provider or settings.GENVAULT_DEFAULT_PROVIDER
-    if provider_name not in PROVIDERS:
-        raise InputError({"provider": [f"Unknown provider; use one of {', '.join(PROVIDERS)}."]})
-    backend = get_provider(provider_name)
+    pending, and enqueue it once the transaction commits. Raises InputError.
+
+    An uploaded source is stored before the transaction that locks the owner's row (an
+    upload may take minutes); if the generation is not recorded after all, the object is
+    removed again, or left for `repair_storage` when storage cannot be reached."""
+    backend = _provider(provider)
+    snapshot = normalise_input(
+        kind,
+        dict(input),
+        has_upload=source_file is not None,
+        fault_injection=backend.capabilities.fault_injection,
+    )
+    if kind not in backend.capabilities.kinds:
+        raise InputError({"kind": [f"The {backend.name} provider does not make {kind}."]})
     model_name = model or backend.default_model
     if model_name not in backend.prices:
         raise InputError({"model": [f"Unknown model; use one of {', '.join(backend.prices)}."]})
-    snapshot.update(provider=provider_name, model=model_name)
+    snapshot.update(provider=backend.name, model=model_name)
 
-    prompts = items_per_variant(kind, snapshot)
+    spec = kind_spec(kind)
+    prompts = spec.item_prompts(snapshot)
     labels: list[str] = snapshot["variants"]
-    estimate = sum(
-        (
-            backend.estimate_cost(model=model_name, kind=kind, parameters=snapshot, prompts=prompts)
-            for _ in labels
-        ),
-        Decimal(0),
+    per_variant = backend.estimate_cost(
+        model=model_name, kind=kind, parameters=snapshot, prompts=prompts
     )
-    prompt = str(snapshot.get("text") or snapshot.get("prompt") or "")
+    prompt = str(snapshot.get(spec.text_field) or "")
+    _ensure_below_active_limit(owner, lock=False)
+    generation_id = uuid.uuid4()
+    stored_source = ""
+    if source_file is not None:
+        stored_source = source_key(generation_id=generation_id, filename=source_filename)
+        object_save(key=stored_source, content=source_file)
+        snapshot["source_key"] = stored_source
     now = timezone.now()
-    with transaction.atomic():
-        _ensure_below_active_limit(owner)
-        generation = Generation.objects.create(
-            owner=owner,
-            kind=kind,
-            title=(title.strip() or _default_title(kind, prompt))[:200],
-            prompt=prompt,
-            input=snapshot,
-            provider=provider_name,
-            provider_model=model_name,
-            source_url=snapshot.get("source_url", ""),
-            source_type=_source_type(snapshot, source_file),
-            total_items=len(labels) * len(prompts),
-            cost_estimate=estimate,
-            parent=parent,
-        )
-        if source_file is not None:
-            key = source_key(generation_id=generation.id, filename=source_filename)
-            object_save(key=key, content=source_file)
-            generation.input = {**snapshot, "source_key": key}
-            generation.save(update_fields=["input"])
-        variants = Variant.objects.bulk_create(
-            Variant(generation=generation, label=label, position=position, total_items=len(prompts))
-            for position, label in enumerate(labels)
-        )
-        Item.objects.bulk_create(
-            Item(
-                generation=generation,
-                variant=variant,
-                number=number,
-                prompt=item_prompt,
-                queued_at=now,
+    try:
+        with transaction.atomic():
+            _ensure_below_active_limit(owner, lock=True)
+            generation = Generation.objects.create(
+                id=generation_id,
+                owner=owner,
+                kind=kind,
+                title=(title.strip() or _default_title(spec, prompt))[:200],
+                prompt=prompt,
+                input=snapshot,
+                provider=backend.name,
+                provider_model=model_name,
+                source_url=snapshot.get("source_url", ""),
+                source_type=_source_type(snapshot, source_file),
+                total_items=len(labels) * len(prompts),
+                cost_estimate=per_variant * len(labels),
+                parent=parent,
             )
-            for variant in variants
-            for number, item_prompt in enumerate(prompts, start=1)
-        )
-        GenerationMetadata.objects.create(generation=generation)
-        dispatch_generation(generation.id)
+            variants = Variant.objects.bulk_create(
+                Variant(
+                    generation=generation, label=label, position=position, total_items=len(prompts)
+                )
+                for position, label in enumerate(labels)
+            )
+            Item.objects.bulk_create(
+                Item(
+                    generation=generation,
+                    variant=variant,
+                    number=number,
+                    prompt=item_prompt,
+                    queued_at=now,
+                )
+                for variant in variants
+                for number, item_prompt in enumerate(prompts, start=1)
+            )
+            GenerationMetadata.objects.create(generation=generation)
+            dispatch_generation(generation.id)
+    except BaseException:
+        if stored_source:
+            _remove_unrecorded_source(stored_source)
+        raise
     return generation
 
 
-def _ensure_below_active_limit(owner: User) -> None:
+def _provider(name: str | None) -> Provider:
+    provider_name = name or settings.GENVAULT_DEFAULT_PROVIDER
+    if provider_name not in PROVIDERS:
+        raise InputError({"provider": [f"Unknown provider; use one of {', '.join(PROVIDERS)}."]})
+    return get_provider(provider_name)
+
+
+def _remove_unrecorded_source(key: str) -> None:
+    try:
+        object_delete(key)
+    except StorageUnavailable:
+        logger.warning("Could not remove the unrecorded source %s; repair_storage will", key)
+
+
+def _ensure_below_active_limit(owner: User, *, lock: bool) -> None:
     """Raise LimitExceeded when `owner` has GENVAULT_MAX_ACTIVE_GENERATIONS in flight.
-    Locks the owner's row so that concurrent submissions are counted one at a time."""
-    list(User.objects.select_for_update().filter(pk=owner.pk).values_list("pk", flat=True))
+    With `lock`, locks the owner's row first so that concurrent submissions are counted
+    one at a time (inside the transaction that records the generation); without it, a
+    cheap early refusal before anything slow is done."""
+    if lock:
+        list(User.objects.select_for_update().filter(pk=owner.pk).values_list("pk", flat=True))
     limit = settings.GENVAULT_MAX_ACTIVE_GENERATIONS
     active = Generation.objects.filter(
         owner=owner, status__in=ACTIVE_GENERATION_STATUSES, deleted_at__isnull=True
@@ -139,10 +175,10 @@ def _ensure_below_active_limit(owner: User) -> None:
         )
 
 
-def _default_title(kind: str, prompt: str) -> str:
+def _default_title(spec: KindSpec, prompt: str) -> str:
     text = " ".join(prompt.split())
     if not text:
-        return f"{GenerationKind(kind).label} from source"
+        return f"{spec.label} from source"
     return text if len(text) <= TITLE_LENGTH else text[: TITLE_LENGTH - 1].rstrip() + "…"
 
 

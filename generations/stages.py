@@ -16,16 +16,18 @@ from django.conf import settings
 from django.db.models import Count, Sum
 
 from generations.errors import ErrorCode, GenerationError
-from generations.models import Generation, GenerationKind, Item, SourceType
+from generations.kinds import kind_spec
+from generations.media import previews
+from generations.media.probe import MediaError, probe
+from generations.models import Generation, Item, SourceType
+from generations.prompting import PromptRequest
 from generations.source_fetch import SourceRefused, fetch_source
 from generations.states import ItemStatus
-from storage import media
 from storage.keys import source_key, source_keyframe_key
 from storage.services import StorageUnavailable, object_open, object_save
 
 KEYFRAME_COUNT = 3
 DURATION_TOLERANCE_SECONDS = 0.25
-STORY_BEATS = ["Hook", "Problem", "Solution", "Proof", "Offer", "Call to action"]
 # Known variant labels map to an intensity; any other label sits in the middle.
 INTENSITY = {"soft": 0.25, "medium": 0.5, "aggressive": 0.75, "ultra": 1.0}
 # (highest intensity, tone, pacing), checked in order.
@@ -35,7 +37,6 @@ TONES = [
     (0.85, "urgent", "brisk"),
     (1.0, "bold", "rapid-fire"),
 ]
-IMAGE_STYLES = ["soft natural light", "studio lighting", "high contrast", "vivid colour"]
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]+")
 _STOP_WORDS_TEXT = """a an and are as at be but by for from has have in into is it its of on or our
 that the their this to was were will with you your"""
@@ -50,7 +51,7 @@ def analysis_of(generation: Generation, workdir: Path) -> dict[str, Any]:
     video's real facts and a few keyframes stored beside the generation."""
     text = generation.input.get("text") or generation.prompt
     result: dict[str, Any] = {"text": _text_analysis(str(text))}
-    if generation.kind == GenerationKind.VIDEO_AD and generation.source_type != SourceType.NONE:
+    if kind_spec(generation.kind).accepts_source and generation.source_type != SourceType.NONE:
         result["source"] = _source_analysis(generation, workdir)
     return result
 
@@ -69,11 +70,11 @@ def _text_analysis(text: str) -> dict[str, Any]:
 def _source_analysis(generation: Generation, workdir: Path) -> dict[str, Any]:
     path, stored_key = _source_file(generation, workdir)
     try:
-        info = media.probe(path)
+        info = probe(path)
         if info.width is None:
-            raise media.MediaError("it has no video stream")
-        keyframes = media.keyframe_thumbnails(path, workdir / "keyframes", count=KEYFRAME_COUNT)
-    except media.MediaError as exc:
+            raise MediaError("it has no video stream")
+        keyframes = previews.keyframe_thumbnails(path, workdir / "keyframes", count=KEYFRAME_COUNT)
+    except MediaError as exc:
         raise GenerationError(
             ErrorCode.INVALID_INPUT, f"The source is not a readable video: {exc}"
         ) from exc
@@ -151,43 +152,16 @@ def transformation_of(generation: Generation) -> dict[str, Any]:
 def prompts_of(
     generation: Generation, analysis: dict[str, Any], transformation: dict[str, Any]
 ) -> dict[str, list[str]]:
-    """The prompt of every item, by variant label."""
-    snapshot = generation.input
-    labels: list[str] = snapshot["variants"]
-    if generation.kind == GenerationKind.SPEECH:
-        sections = list(
-            Item.objects.filter(generation=generation, variant__position=0)
-            .order_by("number")
-            .values_list("prompt", flat=True)
+    """The prompt of every item, by variant label, written as the generation's kind does."""
+    spec = kind_spec(generation.kind)
+    return spec.write_prompts(
+        PromptRequest(
+            snapshot=generation.input,
+            prompt=generation.prompt,
+            item_prompts=spec.item_prompts(generation.input),
+            analysis=analysis,
+            transformation=transformation,
         )
-        return dict.fromkeys(labels, sections)
-    if generation.kind == GenerationKind.IMAGE:
-        count = int(snapshot["images_per_variant"])
-        return {
-            label: [
-                f"{generation.prompt}, {IMAGE_STYLES[(position + n) % len(IMAGE_STYLES)]}"
-                for n in range(count)
-            ]
-            for position, label in enumerate(labels)
-        }
-    subject = generation.prompt or _source_subject(analysis)
-    count = int(snapshot["scenes_per_variant"])
-    prompts = {}
-    for label in labels:
-        style = transformation["variants"][label]
-        prompts[label] = [
-            f"{STORY_BEATS[n % len(STORY_BEATS)]}: {subject}. "
-            f"{style['tone'].capitalize()} tone, {style['pacing']} pacing."
-            for n in range(count)
-        ]
-    return prompts
-
-
-def _source_subject(analysis: dict[str, Any]) -> str:
-    source = analysis.get("source", {})
-    return (
-        f"the product in the source video ({source.get('duration_seconds') or 0:.0f} s, "
-        f"{source.get('width')}x{source.get('height')})"
     )
 
 

@@ -24,7 +24,8 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from generations.models import Generation, GenerationKind
+from generations.kinds import GenerationKind
+from generations.models import Generation
 from generations.selectors import generations_visible_to
 from generations.states import (
     ACTIVE_GENERATION_STATUSES,

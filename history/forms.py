@@ -16,8 +16,8 @@ from django import forms
 from django.utils import timezone
 
 from generations.errors import InputError
-from generations.inputs import DEFAULT_VARIANTS, normalise_input
-from generations.models import GenerationKind
+from generations.inputs import normalise_input
+from generations.kinds import VIDEO_AD, GenerationKind, kind_spec
 from generations.states import GenerationStatus
 from history.api.filters import MAX_SEARCH_LENGTH
 
@@ -142,18 +142,13 @@ class LibraryFilterForm(ListFilterForm):
 
 # Generation forms ---------------------------------------------------------------------
 
-VIDEO_VARIANTS = DEFAULT_VARIANTS[GenerationKind.VIDEO_AD]
-REQUIRED_TEXT = {
-    GenerationKind.VIDEO_AD: "prompt",
-    GenerationKind.SPEECH: "text",
-    GenerationKind.IMAGE: "prompt",
-}
+VIDEO_VARIANTS = VIDEO_AD.variant_presets
 
 
 def kind_defaults(kind: str) -> dict[str, Any]:
     """The input `generations.inputs` fills in for `kind` when nothing is given: the
     values a new form starts from (no text, no seed)."""
-    text_field = REQUIRED_TEXT[GenerationKind(kind)]
+    text_field = kind_spec(kind).text_field
     defaults = normalise_input(kind, {text_field: "-"})
     defaults[text_field] = ""
     defaults.pop("seed")

@@ -6,6 +6,7 @@ import uuid
 
 _LABEL = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
 _EXTENSION = re.compile(r"^[a-z0-9]{1,8}$")
+_PREVIEW_SUFFIX = re.compile(r"^[a-z0-9]{1,16}\.[a-z0-9]{1,8}$")
 
 # Speech items are tracks with a waveform image; every other kind is a item with a
 # JPEG thumbnail.
@@ -17,37 +18,40 @@ def generation_prefix(generation_id: uuid.UUID | str) -> str:
 
 
 def _item_stem(
-    *, generation_id: uuid.UUID | str, variant_label: str, number: int, kind: str
+    *, generation_id: uuid.UUID | str, variant_label: str, number: int, stem: str
 ) -> str:
     if not _LABEL.match(variant_label):
         raise ValueError(f"Variant label {variant_label!r} cannot be used in a storage key")
+    if not _LABEL.match(stem):
+        raise ValueError(f"Stem {stem!r} cannot be used in a storage key")
     if number < 1:
         raise ValueError(f"Item numbers start at 1, got {number}")
-    item = "track" if kind == _SPEECH else "scene"
-    return f"{generation_prefix(generation_id)}{variant_label}/{item}_{number}"
+    return f"{generation_prefix(generation_id)}{variant_label}/{stem}_{number}"
 
 
 def asset_key(
-    *, generation_id: uuid.UUID | str, variant_label: str, number: int, kind: str, extension: str
+    *, generation_id: uuid.UUID | str, variant_label: str, number: int, stem: str, extension: str
 ) -> str:
-    """`generations/{id}/{label}/scene_{n}.{ext}` (speech: `track_{n}.{ext}`)."""
+    """`generations/{id}/{label}/{stem}_{n}.{ext}`, e.g. `.../soft/scene_2.mp4`."""
     extension = extension.lower().lstrip(".")
     if not _EXTENSION.match(extension):
         raise ValueError(f"Unsupported file extension {extension!r}")
-    stem = _item_stem(
-        generation_id=generation_id, variant_label=variant_label, number=number, kind=kind
+    item = _item_stem(
+        generation_id=generation_id, variant_label=variant_label, number=number, stem=stem
     )
-    return f"{stem}.{extension}"
+    return f"{item}.{extension}"
 
 
-def thumbnail_key(
-    *, generation_id: uuid.UUID | str, variant_label: str, number: int, kind: str
+def preview_key(
+    *, generation_id: uuid.UUID | str, variant_label: str, number: int, stem: str, suffix: str
 ) -> str:
-    """`.../scene_{n}_thumb.jpg`, or `.../track_{n}_wave.png` for speech."""
-    stem = _item_stem(
-        generation_id=generation_id, variant_label=variant_label, number=number, kind=kind
+    """`.../{stem}_{n}_{suffix}`, e.g. `.../soft/scene_2_thumb.jpg`."""
+    if not _PREVIEW_SUFFIX.match(suffix):
+        raise ValueError(f"Unsupported preview suffix {suffix!r}")
+    item = _item_stem(
+        generation_id=generation_id, variant_label=variant_label, number=number, stem=stem
     )
-    return f"{stem}_wave.png" if kind == _SPEECH else f"{stem}_thumb.jpg"
+    return f"{item}_{suffix}"
 
 
 def source_key(*, generation_id: uuid.UUID | str, filename: str) -> str:

@@ -1,4 +1,5 @@
-"""The provider interface: what the pipeline needs from anything that produces media."""
+"""The provider interface: what the pipeline needs from anything that produces media, and
+what each provider declares it can do."""
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -7,12 +8,27 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
-from generations.models import GenerationKind
+from generations.kinds import kind_spec
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a provider can do; the pages, the API and the services ask this rather than
+    the provider's name."""
+
+    # The kinds it makes.
+    kinds: frozenset[str]
+    # Whether it can stop work it has already started remotely.
+    cancels_remote_work: bool = False
+    # Whether it reports job endings by webhook (else it is polled).
+    receives_webhooks: bool = False
+    # Whether it takes the fault-injection inputs (`generations.inputs.FAULT_FIELDS`).
+    fault_injection: bool = False
 
 
 @dataclass(frozen=True)
 class ItemRequest:
-    """One item (item, track or image) to produce."""
+    """One item (scene, track or image) to produce."""
 
     kind: str
     model: str
@@ -43,9 +59,9 @@ class Provider(ABC):
     `request.workdir`; it raises GenerationError with a provider_* code on failure."""
 
     name: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
     default_model: ClassVar[str]
-    # model -> kind -> price of one unit (a second of video, 1,000 characters of
-    # speech, one image).
+    # model -> kind -> price of one unit of the kind's cost (`KindSpec.cost_unit`).
     prices: ClassVar[Mapping[str, Mapping[str, Decimal]]]
 
     @abstractmethod
@@ -58,11 +74,6 @@ class Provider(ABC):
         self, *, model: str, kind: str, parameters: Mapping[str, Any], prompts: list[str]
     ) -> Decimal:
         """What one variant's items should cost, before anything runs."""
-        price = self.unit_price(model=model, kind=kind)
-        if kind == GenerationKind.VIDEO_AD:
-            units = Decimal(str(parameters["scene_seconds"])) * len(prompts)
-        elif kind == GenerationKind.SPEECH:
-            units = Decimal(sum(len(prompt) for prompt in prompts)) / 1000
-        else:
-            units = Decimal(len(prompts))
-        return (units * price).quantize(Decimal("0.0001"))
+        spec = kind_spec(kind)
+        units = sum((spec.estimated_units(parameters, prompt) for prompt in prompts), Decimal(0))
+        return (units * self.unit_price(model=model, kind=kind)).quantize(Decimal("0.0001"))

@@ -7,19 +7,23 @@ Failure injection in the input (`fail_items`, `transient_fail_items`, `fail_rate
 
 import hashlib
 import time
+from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 
 from generations.errors import ErrorCode, GenerationError
-from generations.models import GenerationKind
-from generations.providers.base import ItemRequest, ProducedItem, Provider
+from generations.kinds import GenerationKind, kind_spec
+from generations.providers.base import Capabilities, ItemRequest, ProducedItem, Provider
 from generations.providers.local_render import render_image, render_speech, render_video
-from storage.media import probe
 
 _DELAY_STEP_SECONDS = 0.1
 
 
 class LocalProvider(Provider):
     name = "local"
+    capabilities = Capabilities(
+        kinds=frozenset(GenerationKind.values), cancels_remote_work=True, fault_injection=True
+    )
     default_model = "local-render-1"
     prices = {
         "local-render-1": {
@@ -33,43 +37,8 @@ class LocalProvider(Provider):
         self._wait(request)
         self._inject_failures(request)
         seed = _item_seed(request)
-        parameters = request.parameters
-        if request.kind == GenerationKind.VIDEO_AD:
-            target = request.workdir / "item.mp4"
-            render_video(
-                target,
-                prompt=request.prompt,
-                label=request.variant_label,
-                seed=seed,
-                duration_seconds=float(parameters["scene_seconds"]),
-                width=int(parameters["width"]),
-                height=int(parameters["height"]),
-                fps=int(parameters["fps"]),
-                checkpoint=request.checkpoint,
-            )
-            units = Decimal(str(probe(target).duration_seconds or 0)).quantize(Decimal("0.001"))
-        elif request.kind == GenerationKind.SPEECH:
-            target = request.workdir / "track.wav"
-            render_speech(
-                target,
-                text=request.prompt,
-                seed=seed,
-                words_per_minute=int(parameters["words_per_minute"]),
-                checkpoint=request.checkpoint,
-            )
-            units = Decimal(len(request.prompt)) / 1000
-        else:
-            target = request.workdir / "image.png"
-            render_image(
-                target,
-                prompt=request.prompt,
-                label=request.variant_label,
-                seed=seed,
-                width=int(parameters["width"]),
-                height=int(parameters["height"]),
-                checkpoint=request.checkpoint,
-            )
-            units = Decimal(1)
+        target = RENDERERS[request.kind](request, seed)
+        units = kind_spec(request.kind).measured_units(target, request.prompt)
         price = self.unit_price(model=request.model, kind=request.kind)
         return ProducedItem(
             path=target,
@@ -106,6 +75,58 @@ class LocalProvider(Provider):
             raise GenerationError(
                 ErrorCode.PROVIDER_REJECTED, f"Injected failure for {ref} (fail_rate)."
             )
+
+
+def _render_video(request: ItemRequest, seed: int) -> Path:
+    parameters = request.parameters
+    target = request.workdir / "scene.mp4"
+    render_video(
+        target,
+        prompt=request.prompt,
+        label=request.variant_label,
+        seed=seed,
+        duration_seconds=float(parameters["scene_seconds"]),
+        width=int(parameters["width"]),
+        height=int(parameters["height"]),
+        fps=int(parameters["fps"]),
+        checkpoint=request.checkpoint,
+    )
+    return target
+
+
+def _render_speech(request: ItemRequest, seed: int) -> Path:
+    target = request.workdir / "track.wav"
+    render_speech(
+        target,
+        text=request.prompt,
+        seed=seed,
+        words_per_minute=int(request.parameters["words_per_minute"]),
+        checkpoint=request.checkpoint,
+    )
+    return target
+
+
+def _render_image(request: ItemRequest, seed: int) -> Path:
+    parameters = request.parameters
+    target = request.workdir / "image.png"
+    render_image(
+        target,
+        prompt=request.prompt,
+        label=request.variant_label,
+        seed=seed,
+        width=int(parameters["width"]),
+        height=int(parameters["height"]),
+        checkpoint=request.checkpoint,
+    )
+    return target
+
+
+# The renderer of each kind: the local provider's support for it.
+RENDERERS: dict[str, Callable[[ItemRequest, int], Path]] = {
+    GenerationKind.VIDEO_AD: _render_video,
+    GenerationKind.SPEECH: _render_speech,
+    GenerationKind.IMAGE: _render_image,
+}
 
 
 def _item_seed(request: ItemRequest) -> int:

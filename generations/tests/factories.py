@@ -1,13 +1,8 @@
 import factory
 from django.contrib.auth import get_user_model
 
-from generations.models import (
-    Generation,
-    GenerationKind,
-    GenerationMetadata,
-    Item,
-    Variant,
-)
+from generations.kinds import GenerationKind
+from generations.models import Generation, GenerationMetadata, Item, Variant
 
 
 class UserFactory(factory.django.DjangoModelFactory):

@@ -18,7 +18,8 @@ from generations import admin_actions
 from generations.admin import GenerationAdmin
 from generations.admin_items import ItemAdmin
 from generations.admin_lists import EstimatedCountPaginator, table_row_estimate
-from generations.models import Generation, GenerationKind, Item, Variant
+from generations.kinds import GenerationKind
+from generations.models import Generation, Item, Variant
 from generations.progress import item_claim
 from generations.services import generation_delete
 from generations.states import GenerationStatus, ItemStatus

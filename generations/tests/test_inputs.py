@@ -3,14 +3,8 @@
 import pytest
 
 from generations.errors import InputError
-from generations.inputs import (
-    MAX_PROMPT_CHARS,
-    MAX_SPEECH_CHARS,
-    MAX_SPEECH_TRACKS,
-    MAX_VARIANTS,
-    items_per_variant,
-    normalise_input,
-)
+from generations.inputs import MAX_VARIANTS, normalise_input
+from generations.kinds import MAX_PROMPT_CHARS, MAX_SPEECH_CHARS, MAX_SPEECH_TRACKS, kind_spec
 
 PROMPT = "A bright kitchen, a family cooking pasta together"
 SPEECH_TEXT = "Welcome to the spring sale. Everything in the kitchen is half price this week."
@@ -96,10 +90,39 @@ def test_given_values_are_kept():
     assert snapshot["delay_ms"] == 250
 
 
-def test_unknown_fields_are_not_copied_into_the_snapshot():
-    snapshot = normalise_input("image", {"prompt": PROMPT, "colour": "red"})
+def test_an_unknown_field_is_refused_by_name():
+    errors = _errors("image", {"prompt": PROMPT, "colour": "red"})
 
-    assert "colour" not in snapshot
+    assert list(errors) == ["colour"]
+    assert "Unknown field for image" in errors["colour"][0]
+    assert "images_per_variant" in errors["colour"][0]
+
+
+def test_a_misspelt_field_is_refused_rather_than_defaulted():
+    errors = _errors("video_ad", {"prompt": PROMPT, "scene_second": 5})
+
+    assert list(errors) == ["scene_second"]
+
+
+def test_another_kinds_field_is_refused():
+    errors = _errors("speech", {"text": SPEECH_TEXT, "scenes_per_variant": 2})
+
+    assert list(errors) == ["scenes_per_variant"]
+
+
+def test_fault_fields_are_refused_for_a_provider_without_fault_injection():
+    raw = {"prompt": PROMPT, "fail_items": ["1"], "delay_ms": 5}
+
+    errors = _errors("image", raw, fault_injection=False)
+
+    assert set(errors) == {"fail_items", "delay_ms"}
+    assert "fault injection" in errors["delay_ms"][0]
+
+
+def test_without_fault_injection_the_snapshot_has_no_fault_fields():
+    snapshot = normalise_input("image", {"prompt": PROMPT}, fault_injection=False)
+
+    assert not {"fail_items", "fail_rate", "delay_ms"} & set(snapshot)
 
 
 def test_items_per_variant_by_kind():
@@ -107,9 +130,9 @@ def test_items_per_variant_by_kind():
     image = normalise_input("image", {"prompt": PROMPT, "images_per_variant": 2})
     speech = normalise_input("speech", {"text": SPEECH_TEXT})
 
-    assert items_per_variant("video_ad", video) == ["", "", ""]
-    assert items_per_variant("image", image) == [PROMPT, PROMPT]
-    assert items_per_variant("speech", speech) == [
+    assert kind_spec("video_ad").item_prompts(video) == ["", "", ""]
+    assert kind_spec("image").item_prompts(image) == [PROMPT, PROMPT]
+    assert kind_spec("speech").item_prompts(speech) == [
         "Welcome to the spring sale.",
         "Everything in the kitchen is half price this week.",
     ]
@@ -360,10 +383,10 @@ def test_prompt_required_without_a_source(prompt):
     assert errors == {"prompt": ["This field is required."]}
 
 
-def test_image_prompt_is_required_even_with_a_source():
+def test_image_takes_no_source_and_still_needs_its_prompt():
     errors = _errors("image", {"source_url": "https://example.com/a.png"})
 
-    assert list(errors) == ["prompt"]
+    assert set(errors) == {"source_url", "prompt"}
 
 
 @pytest.mark.parametrize("text", [None, "", "  "])
@@ -389,7 +412,7 @@ def test_speech_with_the_most_tracks_is_accepted():
 
     snapshot = normalise_input("speech", {"text": text})
 
-    assert len(items_per_variant("speech", snapshot)) == MAX_SPEECH_TRACKS
+    assert len(kind_spec("speech").item_prompts(snapshot)) == MAX_SPEECH_TRACKS
 
 
 # Collected errors and unknown kinds -------------------------------------------------------

@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from generations import stats
 from generations.errors import ErrorCode
-from generations.models import Generation, GenerationKind
+from generations.kinds import GenerationKind
+from generations.models import Generation
 from generations.states import GenerationStatus
 from generations.stats import MAX_DAYS, generation_stats
 from generations.tests.factories import GenerationFactory

@@ -15,7 +15,8 @@ from rest_framework.filters import OrderingFilter
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from generations.models import Generation, GenerationKind, Variant
+from generations.kinds import GenerationKind
+from generations.models import Generation, Variant
 from generations.states import GenerationStatus
 
 MAX_SEARCH_LENGTH = 200

@@ -8,7 +8,8 @@ from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_sc
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
-from generations.models import Generation, GenerationKind, GenerationMetadata, Item, Variant
+from generations.kinds import GenerationKind
+from generations.models import Generation, GenerationMetadata, Item, Variant
 from storage.services import object_url
 
 VIDEO_AD_EXAMPLE = {

@@ -1,6 +1,6 @@
 from django import template
 
-from generations.models import GenerationKind
+from generations.kinds import GenerationKind
 
 register = template.Library()
 

@@ -18,7 +18,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from generations import selectors
-from generations.models import Generation, GenerationKind, GenerationMetadata, Item, Variant
+from generations.kinds import GenerationKind
+from generations.models import Generation, GenerationMetadata, Item, Variant
 from generations.progress import elapsed_seconds
 from generations.states import ACTIVE_GENERATION_STATUSES, GenerationStatus, ItemStatus
 from history.views.access import owned_generation, page_user

@@ -19,7 +19,8 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from generations import services
 from generations.errors import ActionRefused, InputError
-from generations.models import Generation, GenerationKind
+from generations.kinds import GenerationKind
+from generations.models import Generation
 from generations.states import ACTIVE_GENERATION_STATUSES
 from history.forms import GENERATION_FORMS, GenerationForm, VideoAdForm, kind_defaults
 from history.templatetags.history_tags import item_noun

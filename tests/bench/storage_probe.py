@@ -20,7 +20,7 @@ def main() -> None:
     import av
     from django.core.files.base import ContentFile
 
-    from storage import media
+    from generations.media import previews
     from storage.services import media_storage, object_delete, object_save
     from tests.bench.measure import reset_peak_rss, rss_kib
 
@@ -38,7 +38,7 @@ def main() -> None:
         with path.open("rb") as handle:
             media_storage().save(key, ContentFile(handle.read()))
     elif mode == "thumbnail":
-        media.video_thumbnail(path, target)
+        previews.video_thumbnail(path, target)
     elif mode == "naive_thumbnail":
         with av.open(io.BytesIO(path.read_bytes()), mode="r") as container:
             stream = container.streams.video[0]

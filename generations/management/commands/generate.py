@@ -6,7 +6,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from generations.errors import InputError
-from generations.models import Generation, GenerationKind
+from generations.kinds import GenerationKind
+from generations.models import Generation
 from generations.selectors import generation_progress
 from generations.services import generation_create
 from generations.states import FINAL_GENERATION_STATUSES, GenerationStatus

@@ -8,16 +8,14 @@ import av
 import pytest
 from PIL import Image
 
-from generations.providers.local_render import render_image, render_video
-from storage.media import (
-    MediaError,
-    file_checksum,
+from generations.media.previews import (
     image_thumbnail,
     keyframe_thumbnails,
-    probe,
     video_thumbnail,
     waveform_png,
 )
+from generations.media.probe import MediaError, file_checksum, probe
+from generations.providers.local_render import render_image, render_video
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,1 @@
+"""Media files: probing them (`probe`) and drawing their previews (`previews`)."""
