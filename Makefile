@@ -5,7 +5,7 @@ INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install migrate run test lint format clean bench
+.PHONY: help install migrate run test test-fast lint format clean bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,14 +31,19 @@ run: migrate ## Set up, then run web (127.0.0.1:8000), worker and beat until Ctr
 test: install ## Set up, then run the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+test-fast: install ## Unit and integration tests only: no worker processes, browser or slow tests
+	$(BIN)/python -m pytest -m "not e2e and not browser and not slow" $(PYTEST_ARGS)
+
 SCALE ?= 1
 bench: install ## Benchmark against naive baselines (PostgreSQL; SCALE=0.01 for 10k generations)
 	$(BIN)/python -m tests.bench --scale $(SCALE)
 
-lint: install ## ruff, ruff format --check, mypy and the migrations check
+lint: install ## ruff, ruff format --check, mypy, the import contracts, djlint and the migrations check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+	$(BIN)/lint-imports
+	$(BIN)/djlint templates --lint
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
 format: install ## Apply ruff's fixes and formatting

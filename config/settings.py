@@ -204,6 +204,12 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celery" / "beat-schedule")
 # Pipeline ---------------------------------------------------------------------------
 
 GENVAULT_DEFAULT_PROVIDER = env_str("GENVAULT_DEFAULT_PROVIDER", "local")
+
+# The superuser `manage.py ensure_admin` creates when there is none (`make run`, compose);
+# without a password one is generated and printed once.
+SUPERUSER_USERNAME = env_str("DJANGO_SUPERUSER_USERNAME", "admin")
+SUPERUSER_PASSWORD = env_str("DJANGO_SUPERUSER_PASSWORD")
+SUPERUSER_EMAIL = env_str("DJANGO_SUPERUSER_EMAIL")
 ITEM_MAX_ATTEMPTS = env_int("ITEM_MAX_ATTEMPTS", 3, minimum=1)
 ITEM_RETRY_BACKOFF_SECONDS = env_int("ITEM_RETRY_BACKOFF_SECONDS", 2, minimum=0)
 ITEM_TIME_LIMIT_SECONDS = env_int("ITEM_TIME_LIMIT_SECONDS", 600, minimum=10)

@@ -12,7 +12,7 @@ urlpatterns = [
     path("", include("history.urls")),
 ]
 
-handler400 = "config.errors.bad_request"
-handler403 = "config.errors.permission_denied"
-handler404 = "config.errors.page_not_found"
-handler500 = "config.errors.server_error"
+handler400 = "history.errors.bad_request"
+handler403 = "history.errors.permission_denied"
+handler404 = "history.errors.page_not_found"
+handler500 = "history.errors.server_error"

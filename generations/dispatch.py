@@ -1,14 +1,16 @@
 """Enqueueing pipeline tasks. Always after the transaction that wrote the rows commits, so
 a worker never looks for a row that is not there yet; a broker that cannot be reached is
-logged, not raised, because the rows are safe and recovery enqueues them later."""
+logged, not raised, because the rows are safe and recovery enqueues them later.
+
+Messages go through Celery's current app, which `config` sets up as the default for every
+thread: the domain sends tasks by name and never imports the project's configuration."""
 
 import logging
 from collections.abc import Iterable
 from uuid import UUID
 
+from celery import current_app
 from django.db import transaction
-
-from config.celery import app
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +35,7 @@ def dispatch_items(item_ids: Iterable[UUID], *, countdown: float | None = None) 
 
 def _send(task_name: str, object_id: UUID, countdown: float | None = None) -> None:
     try:
-        app.send_task(
+        current_app.send_task(
             task_name,
             args=[str(object_id)],
             countdown=countdown,

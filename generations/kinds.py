@@ -180,6 +180,21 @@ def _check_speech(snapshot: Mapping[str, Any], has_upload: bool) -> dict[str, li
     return {}
 
 
+def _writing(
+    name: str, label: str, help_text: str, *, max_chars: int, required: bool = True
+) -> InputField:
+    """A text a person writes, on several lines: a prompt, a script."""
+    return InputField(
+        name,
+        "text",
+        label,
+        required=required,
+        max_chars=max_chars,
+        multiline=True,
+        help_text=help_text,
+    )
+
+
 def _per_item(units: str) -> Callable[[Mapping[str, Any], str], Decimal]:
     return lambda parameters, prompt: Decimal(units)
 
@@ -201,13 +216,13 @@ VIDEO_AD = KindSpec(
     variants_help="One version of the ad each, from gentle to pushy.",
     text_field="prompt",
     fields=(
-        InputField(
+        # Required unless a source is given: checked by _check_video_ad.
+        _writing(
             "prompt",
-            "text",
             "Prompt",
+            "What the ad shows. Optional when a source URL or file is given.",
             max_chars=MAX_PROMPT_CHARS,
-            multiline=True,
-            help_text="What the ad shows. Optional when a source URL or file is given.",
+            required=False,
         ),
         InputField("scenes_per_variant", "integer", "Scenes per variant", 4, 1, 12),
         InputField("scene_seconds", "number", "Seconds per scene", 3.0, 1.0, 10.0),
@@ -244,14 +259,11 @@ SPEECH = KindSpec(
     variants_help="Comma-separated voice labels, e.g. “narrator, calm”.",
     text_field="text",
     fields=(
-        InputField(
-            "text",
+        _writing(
             "text",
             "Text",
-            required=True,
+            "What is read aloud, split into tracks of about a sentence each.",
             max_chars=MAX_SPEECH_CHARS,
-            multiline=True,
-            help_text="What is read aloud, split into tracks of about a sentence each.",
         ),
         InputField("words_per_minute", "integer", "Words per minute", 160, 80, 320),
     ),
@@ -277,15 +289,7 @@ IMAGE = KindSpec(
     variants_help="Comma-separated labels, e.g. “default, bold”.",
     text_field="prompt",
     fields=(
-        InputField(
-            "prompt",
-            "text",
-            "Prompt",
-            required=True,
-            max_chars=MAX_PROMPT_CHARS,
-            multiline=True,
-            help_text="What the image shows.",
-        ),
+        _writing("prompt", "Prompt", "What the image shows.", max_chars=MAX_PROMPT_CHARS),
         InputField("images_per_variant", "integer", "Images per variant", 1, 1, 8),
         InputField("width", "even_size", "Width (px)", 1024, 64, 2048),
         InputField("height", "even_size", "Height (px)", 576, 64, 2048),

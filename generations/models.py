@@ -1,4 +1,5 @@
 import uuid
+from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
@@ -168,6 +169,13 @@ class Generation(models.Model):
         ended = self.completed_items + self.failed_items + self.cancelled_items
         return ended * 100 // self.total_items
 
+    def elapsed_seconds(self, now: datetime) -> float:
+        """Active time: earlier runs (before a retry) plus the current one."""
+        earlier = self.generation_time_seconds or 0.0
+        if self.started_at is None:
+            return earlier
+        return earlier + max((now - self.started_at).total_seconds(), 0.0)
+
 
 class Variant(models.Model):
     """One flavour of a generation (soft, medium, aggressive, ultra, ...)."""
@@ -276,7 +284,7 @@ class Item(models.Model):
                 condition=Q(status=ItemStatus.FAILED),
             ),
             # A list row's thumbnail: the first completed item that has one
-            # (selectors.with_thumbnail), answered from the index alone.
+            # (selectors.generation_with_thumbnail), answered from the index alone.
             models.Index(
                 fields=["generation", "number"],
                 name="item_first_thumbnail",

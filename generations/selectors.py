@@ -20,7 +20,7 @@ def trash_cutoff(now: datetime | None = None) -> datetime:
     return (now or timezone.now()) - timedelta(days=settings.TRASH_RETENTION_DAYS)
 
 
-def generations_visible_to(user: User, *, include_deleted: bool = False) -> QuerySet[Generation]:
+def generation_scope(user: User, *, include_deleted: bool = False) -> QuerySet[Generation]:
     """The generations `user` may see: their own (staff see everyone's in the admin only)."""
     generations = Generation.objects.filter(owner=user)
     if not include_deleted:
@@ -32,10 +32,10 @@ def generation_get(
     *, user: User, generation_id: UUID | str, include_deleted: bool = False
 ) -> Generation:
     """One of `user`'s generations; raises Generation.DoesNotExist for anyone else's."""
-    return generations_visible_to(user, include_deleted=include_deleted).get(id=generation_id)
+    return generation_scope(user, include_deleted=include_deleted).get(id=generation_id)
 
 
-def with_thumbnail(generations: QuerySet[Generation]) -> QuerySet[Generation]:
+def generation_with_thumbnail(generations: QuerySet[Generation]) -> QuerySet[Generation]:
     """Annotates `thumbnail_key`: the thumbnail of the first completed item, read through
     the item (generation, status) index, one subquery per row of the page."""
     first_thumbnail = (
@@ -49,17 +49,17 @@ def with_thumbnail(generations: QuerySet[Generation]) -> QuerySet[Generation]:
 
 def generation_list(user: User) -> QuerySet[Generation]:
     """A user's history, newest first, with each row's thumbnail."""
-    return with_thumbnail(generations_visible_to(user)).order_by("-created_at")
+    return generation_with_thumbnail(generation_scope(user)).order_by("-created_at")
 
 
-def generations_in_trash(user: User) -> QuerySet[Generation]:
+def generation_trash_list(user: User) -> QuerySet[Generation]:
     """A user's deleted generations that can still be restored, most recently deleted first."""
-    return with_thumbnail(
+    return generation_with_thumbnail(
         Generation.objects.filter(owner=user, deleted_at__gte=trash_cutoff())
     ).order_by("-deleted_at")
 
 
-def library(user: User) -> QuerySet[Generation]:
+def generation_library_list(user: User) -> QuerySet[Generation]:
     """Generations with something to show: completed and partial successes."""
     return generation_list(user).filter(
         status__in=[GenerationStatus.COMPLETED, GenerationStatus.PARTIAL_SUCCESS]
@@ -72,7 +72,7 @@ def generation_detail(
     """A generation with its metadata, variants, items and regenerations, in four queries."""
     ordered_items = Prefetch("items", queryset=Item.objects.order_by("number"))
     return (
-        generations_visible_to(user, include_deleted=include_deleted)
+        generation_scope(user, include_deleted=include_deleted)
         .select_related("metadata")
         .prefetch_related(
             Prefetch(
@@ -88,7 +88,7 @@ def generation_detail(
     )
 
 
-def variants_of(generation: Generation) -> QuerySet[Variant]:
+def variant_list(generation: Generation) -> QuerySet[Variant]:
     return Variant.objects.filter(generation=generation).order_by("position")
 
 
@@ -99,7 +99,7 @@ def variant_get(*, user: User, variant_id: UUID | str) -> Variant:
     )
 
 
-def items_of(variant: Variant) -> QuerySet[Item]:
+def item_list(variant: Variant) -> QuerySet[Item]:
     return Item.objects.filter(variant=variant).order_by("number")
 
 
@@ -123,7 +123,7 @@ def generation_progress(generation_id: UUID) -> Generation:
     ).get(id=generation_id)
 
 
-def generations_busy_in_storage(generation_ids: Iterable[UUID]) -> set[UUID]:
+def generation_ids_busy_in_storage(generation_ids: Iterable[UUID]) -> set[UUID]:
     """Of these generations, those that may still be writing objects: active ones, and
     ended ones with a item still finishing (a cancel reaches it at its next checkpoint)."""
     running_item = Item.objects.filter(generation_id=OuterRef("id"), status=ItemStatus.PROCESSING)
@@ -134,7 +134,7 @@ def generations_busy_in_storage(generation_ids: Iterable[UUID]) -> set[UUID]:
     )
 
 
-def referenced_storage_keys(generation_ids: Iterable[UUID]) -> dict[UUID, set[str]]:
+def generation_storage_keys(generation_ids: Iterable[UUID]) -> dict[UUID, set[str]]:
     """Every storage key the rows of these generations point to, by generation; a
     generation without rows is absent."""
     ids = list(generation_ids)
@@ -157,7 +157,7 @@ def referenced_storage_keys(generation_ids: Iterable[UUID]) -> dict[UUID, set[st
     return keys
 
 
-def generations_with_unnamed_objects(generation_ids: Iterable[UUID]) -> list[UUID]:
+def generation_ids_with_unnamed_objects(generation_ids: Iterable[UUID]) -> list[UUID]:
     """Of these generations, in their order, those that may hold objects no row names: a item was
     attempted but did not complete (its worker may have stored the asset, then died or
     failed before recording it), or the stages never finished (keyframes may be stored
@@ -176,7 +176,7 @@ def generations_with_unnamed_objects(generation_ids: Iterable[UUID]) -> list[UUI
     return [generation_id for generation_id in ids if generation_id in found]
 
 
-def completed_item_keys(generation_ids: Iterable[UUID]) -> list[tuple[UUID, str]]:
+def item_completed_keys(generation_ids: Iterable[UUID]) -> list[tuple[UUID, str]]:
     """(item id, key) of every object a completed item of these generations points to."""
     pairs: list[tuple[UUID, str]] = []
     for item_id, asset, thumbnail in Item.objects.filter(
@@ -186,11 +186,11 @@ def completed_item_keys(generation_ids: Iterable[UUID]) -> list[tuple[UUID, str]
     return pairs
 
 
-def progress_snapshot(*, user: User, generation_id: UUID | str) -> dict[str, Any]:
+def generation_progress_snapshot(*, user: User, generation_id: UUID | str) -> dict[str, Any]:
     """Status and counters of one of `user`'s generations and of its variants: the small
     body that clients poll. Two queries."""
     generation = (
-        generations_visible_to(user)
+        generation_scope(user)
         .only(
             "id",
             "status",
@@ -233,7 +233,7 @@ def progress_snapshot(*, user: User, generation_id: UUID | str) -> dict[str, Any
 # LIMIT, so that the page costs the same with a million generations.
 
 
-def generations_in_flight_totals() -> dict[str, int]:
+def generation_in_flight_totals() -> dict[str, int]:
     """How many generations are pending or processing and the sum of their counters, in
     one aggregate over the (status, updated_at) index."""
     totals: dict[str, Any] = Generation.objects.filter(
@@ -249,7 +249,7 @@ def generations_in_flight_totals() -> dict[str, int]:
     return {name: int(value or 0) for name, value in totals.items()}
 
 
-def generations_in_flight(*, limit: int) -> QuerySet[Generation]:
+def generation_in_flight_list(*, limit: int) -> QuerySet[Generation]:
     """The oldest generations still pending or processing, with their owners."""
     return (
         Generation.objects.filter(status__in=ACTIVE_GENERATION_STATUSES)
@@ -258,7 +258,7 @@ def generations_in_flight(*, limit: int) -> QuerySet[Generation]:
     )
 
 
-def items_stuck(*, now: datetime | None = None) -> QuerySet[Item]:
+def item_stuck_list(*, now: datetime | None = None) -> QuerySet[Item]:
     """Items processing for longer than ITEM_LEASE_SECONDS (their worker is presumed
     lost; recovery requeues or fails them), oldest first, through the partial index on
     processing items."""
@@ -270,7 +270,7 @@ def items_stuck(*, now: datetime | None = None) -> QuerySet[Item]:
     )
 
 
-def generations_stuck_pending(*, now: datetime | None = None) -> QuerySet[Generation]:
+def generation_stuck_pending_list(*, now: datetime | None = None) -> QuerySet[Generation]:
     """Generations still pending PENDING_REDISPATCH_SECONDS after they were created (their
     message was lost or no worker runs), oldest first."""
     cutoff = (now or timezone.now()) - timedelta(seconds=settings.PENDING_REDISPATCH_SECONDS)

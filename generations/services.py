@@ -1,14 +1,13 @@
 """Writes behind every user action on a generation: create, cancel, retry, regenerate,
-delete, restore and purge. The API, the pages, the admin and the commands all call these.
+delete and restore (removing for good is `generations.purge`). The API, the pages, the
+admin and the commands all call these.
 """
 
 import logging
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from functools import partial
 from typing import IO, Any
-from uuid import UUID
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -18,38 +17,35 @@ from django.utils import timezone
 
 from generations.dispatch import dispatch_generation
 from generations.errors import ActionRefused, ErrorCode, InputError, LimitExceeded
-from generations.inputs import normalise_input
+from generations.inputs import DERIVED_FIELDS, normalise_input
 from generations.kinds import KindSpec, kind_spec
 from generations.models import Generation, GenerationMetadata, Item, SourceType, Variant
-from generations.progress import elapsed_seconds, finalise_if_ended
+from generations.pipeline.finalise import finalise_if_ended
+from generations.pipeline.lifecycle import queued_items_end
 from generations.providers import PROVIDERS, Provider, get_provider
 from generations.selectors import (
-    generations_busy_in_storage,
-    generations_with_unnamed_objects,
-    referenced_storage_keys,
     trash_cutoff,
 )
 from generations.states import (
     ACTIVE_GENERATION_STATUSES,
-    GenerationStatus,
+    GenerationTransition,
     ItemStatus,
-    can_transition,
+    ItemTransition,
+    can_cancel,
+    can_retry,
     rollup_status,
 )
-from storage.keys import generation_prefix, source_key
+from storage.keys import source_key
 from storage.services import (
     StorageUnavailable,
     object_delete,
     object_open,
     object_save,
-    objects_delete,
-    prefix_delete,
 )
 
 logger = logging.getLogger(__name__)
 
 TITLE_LENGTH = 80
-PURGE_BATCH_SIZE = 500
 
 
 def generation_create(
@@ -191,36 +187,28 @@ def _source_type(snapshot: Mapping[str, Any], source_file: IO[bytes] | None) -> 
 def generation_cancel(*, generation: Generation) -> Generation:
     """Cancel a pending or processing generation: queued items are cancelled now, running
     ones stop at their next checkpoint. Raises ActionRefused once it has ended."""
-    if not can_transition(generation.status, GenerationStatus.CANCELLED):
+    if not can_cancel(generation.status):
         raise ActionRefused(
             f"This generation is already {generation.get_status_display().lower()}; "
             "only pending or processing generations can be cancelled."
         )
     now = timezone.now()
     variant_ids = list(generation.variants.values_list("id", flat=True))
+    cancel = GenerationTransition.CANCEL
     with transaction.atomic():
-        cancelled = 0
-        for variant_id in variant_ids:
-            count = Item.objects.filter(variant_id=variant_id, status=ItemStatus.QUEUED).update(
-                status=ItemStatus.CANCELLED,
-                completed_at=now,
-                updated_at=now,
-                error_code=ErrorCode.CANCELLED,
-                error_message="Cancelled before it started.",
-            )
-            if count:
-                Variant.objects.filter(id=variant_id).update(
-                    cancelled_items=F("cancelled_items") + count, updated_at=now
-                )
-            cancelled += count
-        if not Generation.objects.filter(
-            id=generation.id, status__in=ACTIVE_GENERATION_STATUSES
-        ).update(
-            status=GenerationStatus.CANCELLED,
+        cancelled = queued_items_end(
+            variant_ids=variant_ids,
+            transition=ItemTransition.CANCEL,
+            code=ErrorCode.CANCELLED,
+            message="Cancelled before it started.",
+            now=now,
+        )
+        if not Generation.objects.filter(id=generation.id, status__in=cancel.sources).update(
+            status=cancel.target,
             cancelled_items=F("cancelled_items") + cancelled,
             completed_at=now,
             updated_at=now,
-            generation_time_seconds=elapsed_seconds(generation, now),
+            generation_time_seconds=generation.elapsed_seconds(now),
             error_code=ErrorCode.CANCELLED,
             error_message="Cancelled by its owner.",
         ):
@@ -235,17 +223,16 @@ def generation_retry(*, generation: Generation) -> int:
     Returns how many items were queued; raises ActionRefused when there is nothing to do."""
     if generation.deleted_at is not None:
         raise ActionRefused("This generation is in the trash; restore it first.")
-    if generation.status == GenerationStatus.PENDING or not can_transition(
-        generation.status, GenerationStatus.PROCESSING
-    ):
+    if not can_retry(generation.status):
         raise ActionRefused(
             f"A {generation.get_status_display().lower()} generation has nothing to retry."
         )
-    if generation.items.filter(status=ItemStatus.PROCESSING).exists():
+    if generation.items.filter(status__in=ItemTransition.STOP.sources).exists():
         raise ActionRefused("Some items are still stopping; try again in a moment.")
     now = timezone.now()
+    retry = GenerationTransition.RETRY
     reset = {
-        "status": ItemStatus.QUEUED,
+        "status": ItemTransition.RETRY.target,
         "claim_token": "",
         "queued_at": now,
         "started_at": None,
@@ -258,8 +245,11 @@ def generation_retry(*, generation: Generation) -> int:
         failed_total = cancelled_total = 0
         for variant in generation.variants.all():
             items = Item.objects.filter(variant_id=variant.id)
-            failed = items.filter(status=ItemStatus.FAILED).update(**reset)
-            cancelled = items.filter(status=ItemStatus.CANCELLED).update(**reset)
+            requeued = {
+                status: items.filter(status=status).update(**reset)
+                for status in ItemTransition.RETRY.sources
+            }
+            failed, cancelled = requeued[ItemStatus.FAILED], requeued[ItemStatus.CANCELLED]
             if not failed + cancelled:
                 # Every item of this variant completed, but it may have ended cancelled
                 # because a cancel won; with the cancel undone, its counters decide.
@@ -277,7 +267,7 @@ def generation_retry(*, generation: Generation) -> int:
                 Variant.objects.filter(id=variant.id).update(
                     failed_items=F("failed_items") - failed,
                     cancelled_items=F("cancelled_items") - cancelled,
-                    status=GenerationStatus.PROCESSING,
+                    status=retry.target,
                     completed_at=None,
                     updated_at=now,
                     error_code="",
@@ -288,7 +278,7 @@ def generation_retry(*, generation: Generation) -> int:
         if not failed_total + cancelled_total:
             raise ActionRefused("Every item of this generation completed; nothing to retry.")
         if not Generation.objects.filter(id=generation.id, status=generation.status).update(
-            status=GenerationStatus.PROCESSING,
+            status=retry.target,
             failed_items=F("failed_items") - failed_total,
             cancelled_items=F("cancelled_items") - cancelled_total,
             started_at=now,
@@ -315,23 +305,9 @@ def generation_regenerate(
     title = str(changes.pop("title", generation.title))
     provider = str(changes.pop("provider", generation.provider))
     model = str(changes.pop("model", generation.provider_model))
-    derived = {"provider", "model", "source_key"}
-    raw = {k: v for k, v in generation.input.items() if k not in derived} | changes
-    source_key_value = generation.input.get("source_key")
-    if source_key_value and "source_url" not in changes:
-        with object_open(str(source_key_value)) as source:
-            return generation_create(
-                owner=owner,
-                kind=generation.kind,
-                input=raw,
-                title=title,
-                provider=provider,
-                model=model,
-                source_file=source,
-                source_filename=str(source_key_value),
-                parent=generation,
-            )
-    return generation_create(
+    raw = {k: v for k, v in generation.input.items() if k not in DERIVED_FIELDS} | changes
+    create = partial(
+        generation_create,
         owner=owner,
         kind=generation.kind,
         input=raw,
@@ -340,6 +316,11 @@ def generation_regenerate(
         model=model,
         parent=generation,
     )
+    source_key_value = generation.input.get("source_key")
+    if source_key_value and "source_url" not in changes:
+        with object_open(str(source_key_value)) as source:
+            return create(source_file=source, source_filename=str(source_key_value))
+    return create()
 
 
 def generation_delete(*, generation: Generation) -> Generation:
@@ -347,7 +328,7 @@ def generation_delete(*, generation: Generation) -> Generation:
     it for good after TRASH_RETENTION_DAYS."""
     if generation.deleted_at is not None:
         raise ActionRefused("This generation is already in the trash.")
-    if generation.status in ACTIVE_GENERATION_STATUSES:
+    if can_cancel(generation.status):
         generation_cancel(generation=generation)
     Generation.objects.filter(id=generation.id, deleted_at__isnull=True).update(
         deleted_at=timezone.now()
@@ -365,78 +346,3 @@ def generation_restore(*, generation: Generation) -> Generation:
     Generation.objects.filter(id=generation.id).update(deleted_at=None)
     generation.refresh_from_db()
     return generation
-
-
-def generations_purge_expired(
-    *, now: datetime | None = None, batch_size: int = PURGE_BATCH_SIZE
-) -> int:
-    """Remove generations past retention, their stored objects and their rows, in batches.
-    Objects go first, so a failure part-way leaves rows that the next purge retries rather
-    than objects that nothing points to; rows past retention are never shown meanwhile."""
-    cutoff = trash_cutoff(now)
-    purged = 0
-    while True:
-        ids = list(
-            Generation.objects.filter(deleted_at__lt=cutoff)
-            .order_by("deleted_at")
-            .values_list("id", flat=True)[:batch_size]
-        )
-        if not ids:
-            return purged
-        purge_batch(ids)
-        purged += len(ids)
-
-
-NOT_IN_TRASH = "Not in the trash; move it to the trash first."
-STILL_STOPPING = "Some items are still stopping; try again in a moment."
-
-
-@dataclass(frozen=True)
-class PurgeOutcome:
-    """What `generations_purge` did: the ids purged, and why each other id was not."""
-
-    purged: list[UUID] = field(default_factory=list)
-    refused: dict[UUID, str] = field(default_factory=dict)
-
-
-def generations_purge(
-    *, generation_ids: list[UUID], batch_size: int = PURGE_BATCH_SIZE
-) -> PurgeOutcome:
-    """Remove these generations now if they are in the trash, whatever their retention
-    period: stored objects first, then rows, in batches, like `generations_purge_expired`.
-
-    A generation outside the trash is refused, and so is one whose items may still be
-    writing objects (purging it now would leave objects that nothing points to). Ids that
-    no longer exist are ignored. A generation restored between the check and its purge
-    is still purged: the staff member asked for it moments before."""
-    wanted = list(dict.fromkeys(generation_ids))
-    deleted_at = dict(Generation.objects.filter(id__in=wanted).values_list("id", "deleted_at"))
-    in_trash = {gid for gid, when in deleted_at.items() if when is not None}
-    busy = generations_busy_in_storage(in_trash)
-    refused = {gid: NOT_IN_TRASH for gid in wanted if gid in deleted_at and gid not in in_trash}
-    refused.update((gid, STILL_STOPPING) for gid in busy)
-    purgeable = [gid for gid in wanted if gid in in_trash and gid not in busy]
-    for start in range(0, len(purgeable), batch_size):
-        purge_batch(purgeable[start : start + batch_size])
-    return PurgeOutcome(purged=purgeable, refused=refused)
-
-
-def purge_batch(ids: list[UUID]) -> None:
-    """Objects, then rows, of these generations (see generations_purge_expired for why
-    in that order). The objects the rows name go in batched requests; a generation's
-    folder is listed only when it may hold objects that no row names."""
-    named = referenced_storage_keys(ids)
-    objects_delete(key for keys in named.values() for key in keys)
-    for generation_id in generations_with_unnamed_objects(ids):
-        prefix_delete(generation_prefix(generation_id))
-    with transaction.atomic():
-        Generation.objects.filter(parent_id__in=ids).update(parent=None)
-        # Children before parents, so no row is left to cascade to: plain DELETEs, without
-        # the collector that would load every variant and generation first.
-        for rows in (
-            Item.objects.filter(generation_id__in=ids),
-            Variant.objects.filter(generation_id__in=ids),
-            GenerationMetadata.objects.filter(generation_id__in=ids),
-            Generation.objects.filter(id__in=ids),
-        ):
-            rows._raw_delete(rows.db)

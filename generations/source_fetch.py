@@ -1,49 +1,44 @@
 """Download a user-supplied source URL without letting it reach internal services.
 
-`fetch_source` is the only way the worker should fetch a URL a user typed in. It resolves
-each host once, refuses unless every address is publicly routable, then connects to that
-checked address itself, so a second DNS answer (rebinding) can never redirect the request.
-Redirects are followed by hand and every hop is checked again. Size and time are capped.
-
-It owns the socket and writes the small GET request itself; `http.client` only parses
-the response.
+`fetch_source` is the only way the worker should fetch a URL a user typed in;
+`check_source_url` applies its rules without fetching. A host is resolved once and refused
+unless every address is public; urllib3 then connects to a checked address only, so a
+second DNS answer cannot redirect the request. Each redirect is checked again.
 """
 
 from __future__ import annotations
 
 import http.client
-import io
 import ipaddress
 import re
 import socket
 import ssl
+import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
-from http import HTTPStatus
 from pathlib import Path
-from typing import TYPE_CHECKING
-from urllib.parse import SplitResult, quote, urljoin, urlsplit
+from typing import Any
+from urllib.parse import urljoin, urlsplit
 
-if TYPE_CHECKING:
-    from _typeshed import WriteableBuffer
+import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.exceptions import ReadTimeoutError
+from urllib3.util.ssl_match_hostname import CertificateError
 
-__all__ = ["FetchedSource", "Resolver", "SourceRefused", "fetch_source"]
+__all__ = ["FetchedSource", "Resolver", "SourceRefused", "check_source_url", "fetch_source"]
 
 Resolver = Callable[[str, int], list[str]]
 """Maps a host name and port to the IP address strings it resolves to."""
 
 _IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-_USER_AGENT = "Genvault/1.0"
 _CHUNK_SIZE = 64 * 1024
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _HOSTNAME = re.compile(r"[A-Za-z0-9._-]+")
-# RFC 3986 reserved and sub-delimiter characters plus "%" (so existing escapes survive);
-# everything else, including spaces and non-ASCII, is percent-encoded.
-_REQUEST_TARGET_SAFE = "/?:@!$&'()*+,;=%"
+# Sizes are enforced on the bytes as stored, so no compressed transfer.
+_HEADERS = {"User-Agent": "Genvault/1.0", "Accept": "*/*", "Accept-Encoding": "identity"}
 
 _METADATA_ADDRESSES = frozenset(
     ipaddress.ip_address(address)
@@ -54,14 +49,11 @@ _SPECIAL_NETWORKS: tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, st
     (ipaddress.IPv4Network("100.64.0.0/10"), "a shared (carrier-grade NAT) address"),
     (ipaddress.IPv6Network("64:ff9b:1::/48"), "a local-use NAT64 address"),
 )
-_TRUNCATED = "The connection closed before the whole source was received."
 
 
 class SourceRefused(Exception):
-    """The URL may not be fetched (scheme, address, size, time, status).
-
-    `str(exc)` is a clear message that can be shown to the user as is.
-    """
+    """The URL may not be fetched (scheme, address, size, time, status); `str(exc)` is a
+    clear message that can be shown to the user as is."""
 
 
 @dataclass(frozen=True)
@@ -76,13 +68,14 @@ class FetchedSource:
 
 @dataclass(frozen=True)
 class _Target:
-    """One validated request: where it goes and what goes on the request line."""
+    """A checked URL: what its request says and the addresses it may connect to."""
 
     url: str
     scheme: str
     host: str  # ASCII host name or IP literal, without IPv6 brackets
     port: int
     request_target: str
+    addresses: tuple[_IPAddress, ...]
 
     @property
     def host_header(self) -> str:
@@ -90,20 +83,28 @@ class _Target:
         return host if self.port == _DEFAULT_PORTS[self.scheme] else f"{host}:{self.port}"
 
 
-@dataclass(frozen=True)
 class _Deadline:
-    """A monotonic time budget shared by every step of one fetch."""
+    """The running time budget of one fetch, until closed. Socket timeouts bound each
+    receive, not their sum, so when the budget runs out every watched socket is shut down."""
 
-    seconds: float
-    expires_at: float
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.passed = False
+        self._expires_at = time.monotonic() + seconds
+        self._watched: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._shut_down_watched)
+        self._timer.start()
 
-    @classmethod
-    def start(cls, seconds: float) -> _Deadline:
-        return cls(seconds, time.monotonic() + seconds)
+    def close(self) -> None:
+        self._timer.cancel()
+        with self._lock:
+            for sock in self._watched:
+                sock.close()
 
     def remaining(self) -> float:
         """Seconds left; raises SourceRefused once the budget is spent."""
-        left = self.expires_at - time.monotonic()
+        left = self._expires_at - time.monotonic()
         if left <= 0:
             raise self.expired()
         return left
@@ -111,32 +112,39 @@ class _Deadline:
     def expired(self) -> SourceRefused:
         return SourceRefused(f"Fetching the source URL timed out after {self.seconds:g} seconds.")
 
+    def watch(self, sock: socket.socket) -> None:
+        # A duplicate descriptor, because TLS wrapping detaches `sock` from the connection.
+        with self._lock:
+            self._watched.append(sock.dup())
+        if self.passed:
+            self._shut_down_watched()
 
-class _DeadlineReader(io.RawIOBase):
-    """Raw socket reader that bounds every receive by the time left in the deadline."""
+    def _shut_down_watched(self) -> None:
+        with self._lock:
+            self.passed = True
+            for sock in self._watched:
+                with suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
-    def __init__(self, sock: socket.socket, deadline: _Deadline) -> None:
-        super().__init__()
-        self._sock = sock
+
+class _PinnedConnection(HTTPConnection):
+    """An HTTP connection whose socket only goes to the target's checked addresses."""
+
+    def __init__(self, *args: Any, target: _Target, deadline: _Deadline, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._target = target
         self._deadline = deadline
 
-    def readable(self) -> bool:
-        return True
+    def _new_conn(self) -> socket.socket:
+        *others, last = self._target.addresses
+        for address in others:
+            with suppress(OSError):
+                return _open_socket(address, self._target.port, self._deadline)
+        return _open_socket(last, self._target.port, self._deadline)
 
-    def readinto(self, buffer: WriteableBuffer) -> int:
-        self._sock.settimeout(self._deadline.remaining())
-        return self._sock.recv_into(buffer)
 
-
-class _DeadlineResponse(http.client.HTTPResponse):
-    """An HTTP response whose header and body reads all respect the deadline."""
-
-    def __init__(self, sock: socket.socket, deadline: _Deadline) -> None:
-        super().__init__(sock, method="GET")
-        # A plain socket timeout applies per receive, so a server trickling one byte at a
-        # time could hold the fetch open indefinitely; this reader checks the deadline.
-        self.fp.close()
-        self.fp = io.BufferedReader(_DeadlineReader(sock, deadline))
+class _PinnedHTTPSConnection(_PinnedConnection, HTTPSConnection):
+    """The same with TLS, which urllib3 sets up over that socket."""
 
 
 def fetch_source(
@@ -149,58 +157,79 @@ def fetch_source(
     resolver: Resolver | None = None,
     allow_loopback: bool = False,
 ) -> FetchedSource:
-    """Download `url` into `target` and describe what was saved.
+    """Download `url` into `target`, following up to `max_redirects` redirects; each URL
+    must pass `check_source_url`, and `timeout_seconds` bounds all but name resolution.
 
-    Only http(s) URLs without credentials are fetched, and only when every address the
-    host resolves to is publicly routable; `allow_loopback` (tests and local development
-    only) additionally permits 127.0.0.0/8 and ::1. Up to `max_redirects` redirects are
-    followed, each checked like the original URL. Bodies over `max_bytes` are refused,
-    and `timeout_seconds` bounds connecting, redirects and the body together (host name
-    resolution is bounded by the resolver itself). `resolver` replaces
-    `socket.getaddrinfo` for host name lookups.
-
-    Raises SourceRefused for anything that prevents a complete 2xx body from being
-    saved; a partly written `target` is removed first.
+    Raises SourceRefused if a complete 2xx body of at most `max_bytes` cannot be saved,
+    removing a partly written `target` first.
     """
-    deadline = _Deadline.start(timeout_seconds)
     resolve = resolver or _resolve_with_getaddrinfo
-    current = _parse_target(url)
-    for _ in range(max_redirects + 1):
-        addresses = _checked_addresses(current, resolve, allow_loopback=allow_loopback)
-        with (
-            _network_errors_refused(current, deadline),
-            _exchange(current, addresses, deadline) as response,
-        ):
-            if response.status in _REDIRECT_STATUSES:
-                current = _redirect_target(current, response)
-                continue
-            _require_success(response)
-            size = _stream_body(response, target, max_bytes=max_bytes)
-            content_type = response.getheader("Content-Type") or "application/octet-stream"
+    with closing(_Deadline(timeout_seconds)) as deadline:
+        for _ in range(max_redirects + 1):
+            current = _checked(url, resolve, allow_loopback=allow_loopback)
+            try:
+                with _get(current, deadline) as response:
+                    location = response.get_redirect_location()
+                    if location is not False:
+                        url = _redirect_url(current, response.status, location)
+                        continue
+                    _require_success(response.status)
+                    size = _save_body(response, target, max_bytes=max_bytes, deadline=deadline)
+                    content_type = response.headers.get("Content-Type", "")
+            except (OSError, http.client.HTTPException, urllib3.exceptions.HTTPError) as exc:
+                raise _refusal(exc, current.host, deadline) from exc
             return FetchedSource(
-                path=target, final_url=current.url, content_type=content_type, size=size
+                target, current.url, content_type or "application/octet-stream", size
             )
     raise SourceRefused(f"The source URL redirected more than {max_redirects} times.")
 
 
-def _parse_target(url: str) -> _Target:
-    """Validate the scheme, credentials and host of `url`; no network access."""
+def check_source_url(
+    url: str, *, resolver: Resolver | None = None, allow_loopback: bool = False
+) -> None:
+    """Raise SourceRefused unless `url` is http(s) without credentials, with a valid host
+    and port, and the host resolves only to public addresses; never connects. `resolver`
+    replaces `socket.getaddrinfo`; `allow_loopback` (tests and local development only)
+    also permits 127.0.0.0/8 and ::1."""
+    _checked(url, resolver or _resolve_with_getaddrinfo, allow_loopback=allow_loopback)
+
+
+def _checked(url: str, resolve: Resolver, *, allow_loopback: bool) -> _Target:
+    """The guard of `check_source_url`, returning what `fetch_source` needs to connect."""
     try:
         parts = urlsplit(url)
-        port = parts.port
     except ValueError as exc:
         raise SourceRefused("The source URL is malformed.") from exc
     if parts.scheme not in _DEFAULT_PORTS:
         raise SourceRefused("Only http and https source URLs can be fetched.")
     if "@" in parts.netloc:
         raise SourceRefused("Source URLs may not contain a user name or password.")
-    return _Target(
-        url=url,
-        scheme=parts.scheme,
-        host=_ascii_host(parts.hostname),
-        port=port or _DEFAULT_PORTS[parts.scheme],
-        request_target=_request_target(parts),
-    )
+    try:
+        port = _DEFAULT_PORTS[parts.scheme] if parts.port is None else parts.port
+    except ValueError:  # not a number, or over 65535
+        port = 0
+    if port == 0:
+        raise SourceRefused("The source URL is malformed: its port must be from 1 to 65535.")
+    host = _ascii_host(parts.hostname)
+    try:
+        literal = _ip_or_none(host) is not None
+        resolved = [host] if literal else list(dict.fromkeys(resolve(host, port)))
+    except OSError as exc:
+        raise SourceRefused(f"The host {host} could not be resolved.") from exc
+    if not resolved:
+        raise SourceRefused(f"The host {host} did not resolve to any address.")
+    addresses: list[_IPAddress] = []
+    for raw in resolved:
+        address = _ip_or_none(raw)
+        if address is None:
+            raise SourceRefused(f"The host {host} resolved to an invalid address.")
+        problem = _address_problem(address, allow_loopback=allow_loopback)
+        if problem is not None:
+            raise SourceRefused(f"The host {host} resolves to {problem}, which may not be fetched.")
+        addresses.append(address)
+    # urllib3 percent-encodes whatever may not appear on the request line.
+    request_target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return _Target(url, parts.scheme, host, port, request_target, tuple(addresses))
 
 
 def _ascii_host(hostname: str | None) -> str:
@@ -219,13 +248,6 @@ def _ascii_host(hostname: str | None) -> str:
     return ascii_host
 
 
-def _request_target(parts: SplitResult) -> str:
-    target = parts.path or "/"
-    if parts.query:
-        target = f"{target}?{parts.query}"
-    return quote(target, safe=_REQUEST_TARGET_SAFE)
-
-
 def _ip_or_none(text: str) -> _IPAddress | None:
     try:
         return ipaddress.ip_address(text)
@@ -237,38 +259,6 @@ def _resolve_with_getaddrinfo(host: str, port: int) -> list[str]:
     """The default resolver: every address the system resolver gives for TCP."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [str(info[4][0]) for info in infos]
-
-
-def _checked_addresses(
-    target: _Target, resolve: Resolver, *, allow_loopback: bool
-) -> list[_IPAddress]:
-    """Resolve the host once; refuse unless every address may be connected to."""
-    addresses = [_parse_resolved(raw, target.host) for raw in _lookup(target, resolve)]
-    if not addresses:
-        raise SourceRefused(f"The host {target.host} did not resolve to any address.")
-    for address in addresses:
-        problem = _address_problem(address, allow_loopback=allow_loopback)
-        if problem is not None:
-            raise SourceRefused(
-                f"The host {target.host} resolves to {problem}, which may not be fetched."
-            )
-    return addresses
-
-
-def _lookup(target: _Target, resolve: Resolver) -> list[str]:
-    if _ip_or_none(target.host) is not None:
-        return [target.host]
-    try:
-        return list(dict.fromkeys(resolve(target.host, target.port)))
-    except OSError as exc:
-        raise SourceRefused(f"The host {target.host} could not be resolved.") from exc
-
-
-def _parse_resolved(raw: str, host: str) -> _IPAddress:
-    address = _ip_or_none(raw)
-    if address is None:
-        raise SourceRefused(f"The host {host} resolved to an invalid address.")
-    return address
 
 
 def _address_problem(address: _IPAddress, *, allow_loopback: bool) -> str | None:
@@ -302,161 +292,107 @@ def _embedded_ipv4(address: _IPAddress) -> ipaddress.IPv4Address | None:
     """The IPv4 address inside an IPv4-mapped, 6to4 or well-known NAT64 IPv6 address."""
     if isinstance(address, ipaddress.IPv4Address):
         return None
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    if address.sixtofour is not None:
-        return address.sixtofour
     if address in _NAT64_WELL_KNOWN:
         return ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
-    return None
+    return address.ipv4_mapped if address.ipv4_mapped is not None else address.sixtofour
 
 
 @contextmanager
-def _network_errors_refused(target: _Target, deadline: _Deadline) -> Iterator[None]:
-    """Turn socket, TLS and HTTP parsing errors into SourceRefused with a plain message."""
-    try:
-        yield
-    except TimeoutError as exc:
-        raise deadline.expired() from exc
-    except ssl.SSLCertVerificationError as exc:
-        reason = exc.verify_message.rstrip(".")
-        raise SourceRefused(
-            f"The TLS certificate of {target.host} could not be verified ({reason})."
-        ) from exc
-    except ssl.SSLError as exc:
-        raise SourceRefused(
-            f"A secure connection to {target.host} could not be established."
-        ) from exc
-    except ConnectionRefusedError as exc:
-        raise SourceRefused(f"{target.host} refused the connection.") from exc
-    except http.client.IncompleteRead as exc:
-        raise SourceRefused(_TRUNCATED) from exc
-    except http.client.HTTPException as exc:
-        raise SourceRefused(f"{target.host} did not send a valid HTTP response.") from exc
-    except OSError as exc:
-        raise SourceRefused(f"The connection to {target.host} failed.") from exc
-
-
-@contextmanager
-def _exchange(
-    target: _Target, addresses: Sequence[_IPAddress], deadline: _Deadline
-) -> Iterator[http.client.HTTPResponse]:
+def _get(target: _Target, deadline: _Deadline) -> Iterator[urllib3.BaseHTTPResponse]:
     """Send one GET over a fresh connection and yield the response once its headers are read."""
-    sock = _connect(target, addresses, deadline)
-    try:
-        sock.settimeout(deadline.remaining())
-        sock.sendall(_request_bytes(target))
-        response = _DeadlineResponse(sock, deadline)
-        try:
-            response.begin()
+    remaining = deadline.remaining()
+    tls: dict[str, Any] = {}
+    if target.scheme == "https":
+        # Verified against the URL's host, not the address the pool is named after.
+        tls = {"server_hostname": target.host, "assert_hostname": target.host}
+        tls["ssl_context"] = _tls_context()
+    pool_class = urllib3.HTTPSConnectionPool if tls else urllib3.HTTPConnectionPool
+    # Named after a checked address, the pool has no host name to look up again.
+    pool = pool_class(
+        str(target.addresses[0]),
+        target.port,
+        timeout=urllib3.Timeout(connect=remaining, read=remaining),
+        headers=_HEADERS | {"Host": target.host_header, "Connection": "close"},
+        retries=False,
+        target=target,
+        deadline=deadline,
+        **tls,
+    )
+    pool.ConnectionCls = _PinnedHTTPSConnection if tls else _PinnedConnection
+    with pool:
+        response = pool.urlopen("GET", target.request_target, redirect=False, preload_content=False)
+        with response:
             yield response
-        finally:
-            response.close()
-    finally:
-        sock.close()
-
-
-def _connect(
-    target: _Target, addresses: Sequence[_IPAddress], deadline: _Deadline
-) -> socket.socket:
-    """Connect to one of the checked addresses, adding TLS for https."""
-    sock = _open_first(addresses, target.port, deadline)
-    if target.scheme == "http":
-        return sock
-    try:
-        sock.settimeout(deadline.remaining())
-        # server_hostname makes TLS send SNI for, and verify the certificate against, the
-        # name in the URL even though the TCP connection goes to a bare IP address.
-        return _tls_context().wrap_socket(sock, server_hostname=target.host)
-    except BaseException:
-        sock.close()
-        raise
-
-
-def _open_first(addresses: Sequence[_IPAddress], port: int, deadline: _Deadline) -> socket.socket:
-    """Connect to the first address that accepts; `addresses` must not be empty."""
-    errors: list[OSError] = []
-    for address in addresses:
-        try:
-            return _open_socket(address, port, deadline)
-        except OSError as exc:
-            errors.append(exc)
-    raise errors[-1]
 
 
 def _open_socket(address: _IPAddress, port: int, deadline: _Deadline) -> socket.socket:
-    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.settimeout(deadline.remaining())
-        sock.connect((str(address), port))
-    except BaseException:
-        sock.close()
-        raise
+    sock = socket.create_connection((str(address), port), timeout=deadline.remaining())
+    deadline.watch(sock)
     return sock
 
 
 def _tls_context() -> ssl.SSLContext:
-    """A client context that verifies certificates and host names against system CAs."""
+    """A client context that verifies certificates against the system CAs."""
     return ssl.create_default_context()
 
 
-def _request_bytes(target: _Target) -> bytes:
-    return (
-        f"GET {target.request_target} HTTP/1.1\r\n"
-        f"Host: {target.host_header}\r\n"
-        f"User-Agent: {_USER_AGENT}\r\n"
-        "Accept: */*\r\n"
-        # Sizes are enforced on the bytes as stored, so no compressed transfer.
-        "Accept-Encoding: identity\r\n"
-        "Connection: close\r\n"
-        "\r\n"
-    ).encode("ascii")
+def _refusal(error: BaseException, host: str, deadline: _Deadline) -> SourceRefused:
+    """A plain message for a socket, TLS or HTTP error, however urllib3 wrapped it."""
+    causes = [error]
+    while (cause := causes[-1].__cause__ or causes[-1].__context__) and cause not in causes:
+        causes.append(cause)
+
+    def found(*kinds: type[BaseException]) -> BaseException | None:
+        return next((cause for cause in causes if isinstance(cause, kinds)), None)
+
+    if deadline.passed or found(TimeoutError, ReadTimeoutError):
+        return deadline.expired()
+    if unverified := found(ssl.SSLCertVerificationError, CertificateError):
+        reason = str(getattr(unverified, "verify_message", None) or unverified).rstrip(".")
+        return SourceRefused(f"The TLS certificate of {host} could not be verified ({reason}).")
+    if found(ssl.SSLError, urllib3.exceptions.SSLError):
+        return SourceRefused(f"A secure connection to {host} could not be established.")
+    if found(ConnectionRefusedError):
+        return SourceRefused(f"{host} refused the connection.")
+    if found(http.client.IncompleteRead):
+        return SourceRefused("The connection closed before the whole source was received.")
+    if found(http.client.HTTPException, urllib3.exceptions.InvalidHeader):
+        return SourceRefused(f"{host} did not send a valid HTTP response.")
+    return SourceRefused(f"The connection to {host} failed.")
 
 
-def _redirect_target(current: _Target, response: http.client.HTTPResponse) -> _Target:
-    location = response.getheader("Location")
+def _redirect_url(current: _Target, status: int, location: str | None) -> str:
     if not location:
-        raise SourceRefused(
-            f"The source URL sent a redirect (HTTP {response.status}) without a location."
-        )
-    return _parse_target(urljoin(current.url, location.strip()))
+        raise SourceRefused(f"The source URL sent a redirect (HTTP {status}) without a location.")
+    return urljoin(current.url, location.strip())
 
 
-def _require_success(response: http.client.HTTPResponse) -> None:
-    if 200 <= response.status < 300:
-        return
-    try:
-        status = f"{response.status} {HTTPStatus(response.status).phrase}"
-    except ValueError:
-        status = str(response.status)
-    raise SourceRefused(f"The source URL answered with HTTP {status}.")
+def _require_success(status: int) -> None:
+    if not 200 <= status < 300:
+        described = f"{status} {http.client.responses.get(status, '')}".rstrip()
+        raise SourceRefused(f"The source URL answered with HTTP {described}.")
 
 
-def _stream_body(response: http.client.HTTPResponse, path: Path, *, max_bytes: int) -> int:
-    """Write the body to `path` chunk by chunk and return its size.
-
-    Refuses before reading if the declared length is over `max_bytes`, and stops as soon
-    as the received bytes exceed it. On any failure `path` is removed.
-    """
-    declared = response.length
-    if declared is not None and declared > max_bytes:
-        raise _too_large(max_bytes)
+def _save_body(
+    response: urllib3.BaseHTTPResponse, path: Path, *, max_bytes: int, deadline: _Deadline
+) -> int:
+    """Stream the body into `path` and return its size, refusing it (and removing `path`)
+    once over `max_bytes`; urllib3 refuses a body shorter than its declared length."""
+    too_large = SourceRefused(f"The source is larger than the {max_bytes}-byte limit.")
+    if (response.length_remaining or 0) > max_bytes:
+        raise too_large
     size = 0
     try:
         with path.open("wb") as file:
-            while chunk := response.read1(_CHUNK_SIZE):
+            for chunk in response.stream(_CHUNK_SIZE, decode_content=False):
                 size += len(chunk)
                 if size > max_bytes:
-                    raise _too_large(max_bytes)
+                    raise too_large
                 file.write(chunk)
-        if declared is not None and size < declared:
-            raise SourceRefused(_TRUNCATED)
+        if deadline.passed:
+            # The deadline cut the connection, so the body may be short.
+            raise deadline.expired()
     except BaseException:
         path.unlink(missing_ok=True)
         raise
     return size
-
-
-def _too_large(max_bytes: int) -> SourceRefused:
-    return SourceRefused(f"The source is larger than the {max_bytes}-byte limit.")

@@ -1,8 +1,16 @@
 """Status rules for generations, variants and items: the one place that knows them.
 
-Services ask `ensure_transition` before changing a status and `rollup_status` to decide
-how a generation or variant ends once its last item has ended.
+Each status change the system makes is a named transition: the statuses it may start from
+and the ones it leads to. A write that changes a status names its transition and guards
+its update with the transition's `sources`, so a repeated task or a race changes nothing
+twice; `can_cancel` and `can_retry` answer the pages and services from the same table.
+`rollup_status` decides how a generation or variant ends once its last item has ended, and
+`sources_of` which statuses may move to the status it decides.
 """
+
+from collections.abc import Iterable
+from enum import Enum
+from functools import cache
 
 from django.db import models
 
@@ -36,64 +44,77 @@ FINAL_GENERATION_STATUSES = frozenset(
     }
 )
 ACTIVE_GENERATION_STATUSES = frozenset({GenerationStatus.PENDING, GenerationStatus.PROCESSING})
-FINAL_ITEM_STATUSES = frozenset({ItemStatus.COMPLETED, ItemStatus.FAILED, ItemStatus.CANCELLED})
-
-GENERATION_TRANSITIONS: dict[str, frozenset[str]] = {
-    GenerationStatus.PENDING: frozenset(
-        {GenerationStatus.PROCESSING, GenerationStatus.FAILED, GenerationStatus.CANCELLED}
-    ),
-    GenerationStatus.PROCESSING: frozenset(
-        {
-            GenerationStatus.COMPLETED,
-            GenerationStatus.PARTIAL_SUCCESS,
-            GenerationStatus.FAILED,
-            GenerationStatus.CANCELLED,
-        }
-    ),
-    # Retrying the items that did not complete reopens a finished generation.
-    GenerationStatus.PARTIAL_SUCCESS: frozenset({GenerationStatus.PROCESSING}),
-    GenerationStatus.FAILED: frozenset({GenerationStatus.PROCESSING}),
-    GenerationStatus.CANCELLED: frozenset({GenerationStatus.PROCESSING}),
-    # A completed generation is never reopened; regenerating makes a new one.
-    GenerationStatus.COMPLETED: frozenset(),
-}
-
-ITEM_TRANSITIONS: dict[str, frozenset[str]] = {
-    ItemStatus.QUEUED: frozenset({ItemStatus.PROCESSING, ItemStatus.FAILED, ItemStatus.CANCELLED}),
-    # Back to queued: a transient error being retried, or a lost worker's lease expiring.
-    ItemStatus.PROCESSING: frozenset(
-        {ItemStatus.COMPLETED, ItemStatus.FAILED, ItemStatus.CANCELLED, ItemStatus.QUEUED}
-    ),
-    ItemStatus.FAILED: frozenset({ItemStatus.QUEUED}),
-    ItemStatus.CANCELLED: frozenset({ItemStatus.QUEUED}),
-    ItemStatus.COMPLETED: frozenset(),
-}
 
 
-class InvalidTransition(Exception):
-    def __init__(self, kind: str, current: str, target: str) -> None:
-        super().__init__(f"A {kind} cannot go from {current} to {target}.")
-        self.current = current
-        self.target = target
+class Transition(Enum):
+    """A kind of status change: from any of `sources` to one of `targets`."""
+
+    def __init__(self, sources: Iterable[str], targets: Iterable[str]) -> None:
+        self.sources = frozenset(sources)
+        self.targets = frozenset(targets)
+
+    @property
+    def target(self) -> str:
+        """The status this transition leads to, when it leads to only one."""
+        if len(self.targets) != 1:
+            raise LookupError(f"{self.name} leads to one of several statuses")
+        return next(iter(self.targets))
 
 
-def can_transition(current: str, target: str) -> bool:
-    return target in GENERATION_TRANSITIONS[current]
+class GenerationTransition(Transition):
+    """Every status change of a generation, and of a variant (same statuses, same rules)."""
+
+    # The first prepare: stages begin; a variant once its items have their prompts.
+    START = ({GenerationStatus.PENDING}, {GenerationStatus.PROCESSING})
+    CANCEL = (ACTIVE_GENERATION_STATUSES, {GenerationStatus.CANCELLED})
+    # The last item has ended; `rollup_status` says which final status.
+    END = ({GenerationStatus.PROCESSING}, FINAL_GENERATION_STATUSES)
+    # A variant of a generation whose input cannot be rendered fails before it starts.
+    REFUSE = ({GenerationStatus.PENDING}, {GenerationStatus.FAILED})
+    # Retrying the items that did not complete reopens a finished generation; a completed
+    # one is never reopened (regenerating makes a new one).
+    RETRY = (
+        {GenerationStatus.PARTIAL_SUCCESS, GenerationStatus.FAILED, GenerationStatus.CANCELLED},
+        {GenerationStatus.PROCESSING},
+    )
 
 
-def can_transition_item(current: str, target: str) -> bool:
-    return target in ITEM_TRANSITIONS[current]
+class ItemTransition(Transition):
+    """Every status change of an item."""
+
+    # A delivery takes it; the claim token says which.
+    CLAIM = ({ItemStatus.QUEUED}, {ItemStatus.PROCESSING})
+    COMPLETE = ({ItemStatus.PROCESSING}, {ItemStatus.COMPLETED})
+    # An error that is not retried, or a worker lost once too often.
+    FAIL = ({ItemStatus.PROCESSING}, {ItemStatus.FAILED})
+    # A transient error being retried, or a lost worker's lease expiring.
+    REQUEUE = ({ItemStatus.PROCESSING}, {ItemStatus.QUEUED})
+    # A running item reached a checkpoint after its generation was cancelled.
+    STOP = ({ItemStatus.PROCESSING}, {ItemStatus.CANCELLED})
+    # Its generation was cancelled before a worker took it.
+    CANCEL = ({ItemStatus.QUEUED}, {ItemStatus.CANCELLED})
+    # Its generation's input cannot be rendered at all.
+    REFUSE = ({ItemStatus.QUEUED}, {ItemStatus.FAILED})
+    # Retrying a generation runs again what did not complete.
+    RETRY = ({ItemStatus.FAILED, ItemStatus.CANCELLED}, {ItemStatus.QUEUED})
 
 
-def ensure_transition(current: str, target: str) -> None:
-    """Raise InvalidTransition unless a generation or variant may move to `target`."""
-    if not can_transition(current, target):
-        raise InvalidTransition("generation", current, target)
+@cache
+def sources_of(target: str) -> frozenset[str]:
+    """The statuses from which a generation or variant may move to `target`."""
+    sources: set[str] = set()
+    for transition in GenerationTransition:
+        if target in transition.targets:
+            sources |= transition.sources
+    return frozenset(sources)
 
 
-def ensure_item_transition(current: str, target: str) -> None:
-    if not can_transition_item(current, target):
-        raise InvalidTransition("item", current, target)
+def can_cancel(status: str) -> bool:
+    return status in GenerationTransition.CANCEL.sources
+
+
+def can_retry(status: str) -> bool:
+    return status in GenerationTransition.RETRY.sources
 
 
 def rollup_status(

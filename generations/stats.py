@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from generations.kinds import GenerationKind
 from generations.models import Generation
-from generations.selectors import generations_visible_to
+from generations.selectors import generation_scope
 from generations.states import (
     ACTIVE_GENERATION_STATUSES,
     FINAL_GENERATION_STATUSES,
@@ -134,7 +134,7 @@ def generation_stats(
 
 def _generations_in_scope(owner: User | None) -> QuerySet[Generation]:
     if owner is not None:
-        return generations_visible_to(owner)
+        return generation_scope(owner)
     return Generation.objects.filter(deleted_at__isnull=True)
 
 

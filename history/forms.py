@@ -3,23 +3,23 @@
 The forms only parse and type what a person typed. What is valid belongs to
 `generations.inputs`: its InputError is put back onto these fields with
 `GenerationForm.apply_input_error`, and the defaults shown come from it too, so a rule
-lives in one place. The list filters hand their values to `history.api.filters`'s
+lives in one place. The list filters hand their values to `history.filters`'s
 GenerationFilter, so the pages and the API filter identically.
 """
 
 import re
 from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
-from typing import Any, ClassVar, cast
+from typing import Any, cast
 
 from django import forms
 from django.utils import timezone
 
 from generations.errors import InputError
 from generations.inputs import normalise_input
-from generations.kinds import VIDEO_AD, GenerationKind, kind_spec
+from generations.kinds import GenerationKind, InputField, KindSpec
 from generations.states import GenerationStatus
-from history.api.filters import MAX_SEARCH_LENGTH
+from history.filters import MAX_SEARCH_LENGTH
 
 # List filters -------------------------------------------------------------------------
 
@@ -142,30 +142,41 @@ class LibraryFilterForm(ListFilterForm):
 
 # Generation forms ---------------------------------------------------------------------
 
-VIDEO_VARIANTS = VIDEO_AD.variant_presets
 
-
-def kind_defaults(kind: str) -> dict[str, Any]:
-    """The input `generations.inputs` fills in for `kind` when nothing is given: the
+def kind_defaults(spec: KindSpec, *, fault_injection: bool) -> dict[str, Any]:
+    """The input `generations.inputs` fills in for a kind when nothing is given: the
     values a new form starts from (no text, no seed)."""
-    text_field = kind_spec(kind).text_field
-    defaults = normalise_input(kind, {text_field: "-"})
-    defaults[text_field] = ""
+    defaults = normalise_input(spec.kind, {spec.text_field: "-"}, fault_injection=fault_injection)
+    defaults[spec.text_field] = ""
     defaults.pop("seed")
     return defaults
 
 
-def _whole(label: str, help_text: str = "") -> forms.IntegerField:
-    return forms.IntegerField(label=label, help_text=help_text)
+def _form_field(field: InputField) -> forms.Field:
+    """The form control of one of a kind's input fields; the limits themselves are
+    checked by `generations.inputs`, whose errors land next to the control."""
+    options: dict[str, Any] = {"label": field.label, "help_text": field.help_text}
+    if field.type == "number":
+        return forms.FloatField(**options)
+    if field.type in ("integer", "even_size"):
+        if field.type == "even_size" and not field.help_text:
+            options["help_text"] = "An even number."
+        return forms.IntegerField(**options)
+    if field.type == "url":
+        return forms.CharField(
+            required=False, widget=forms.URLInput(attrs={"placeholder": "https://"}), **options
+        )
+    widget = forms.Textarea(attrs={"rows": 8 if field.max_chars > 5000 else 4})
+    return forms.CharField(
+        required=field.required, widget=widget if field.multiline else None, **options
+    )
 
 
 class GenerationForm(forms.Form):
-    """What every kind asks for. Subclasses name the input fields they copy as they are
-    (`plain_fields`) and the ones shown under Advanced (`advanced_fields`)."""
-
-    kind: ClassVar[str]
-    plain_fields: ClassVar[tuple[str, ...]]
-    advanced_fields: ClassVar[tuple[str, ...]] = ("fail_items", "delay_ms")
+    """The form of one kind, built from its spec: the title, the kind's own fields (the
+    advanced ones folded away), its variants, a source for kinds that analyse one, the
+    seed, and, for a provider that takes them, the fault-injection fields folded under
+    Testing. It only parses and types; what is valid is `generations.inputs`'s call."""
 
     title = forms.CharField(
         label="Title",
@@ -179,136 +190,130 @@ class GenerationForm(forms.Form):
         min_value=0,
         help_text="The same seed and input give the same output; leave empty for a random one.",
     )
-    fail_items = forms.CharField(
-        label="Items that fail on purpose",
-        required=False,
-        help_text="For trying out failures: e.g. “2” (item 2 of every variant) or “soft:2”.",
-    )
-    delay_ms = _whole("Delay per item (ms)", "Slows each item down, to watch progress.")
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        spec: KindSpec,
+        fault_injection: bool,
+        stored_source: str = "",
+        **kwargs: Any,
+    ) -> None:
+        """`stored_source`: the key of the uploaded source of the generation being edited;
+        without one there is nothing to reuse and `keep_source` is not offered."""
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
+        self.spec = spec
+        self.fault_injection = fault_injection
+        for field in spec.fields:
+            self.fields[field.name] = _form_field(field)
+        if spec.variant_presets:
+            self.fields["variants"] = forms.MultipleChoiceField(
+                label="Variants",
+                required=False,
+                choices=[(label, label.capitalize()) for label in spec.variant_presets],
+                widget=forms.CheckboxSelectMultiple,
+                help_text=spec.variants_help,
+            )
+            self.fields["other_variants"] = forms.CharField(
+                label="Other variant labels",
+                required=False,
+                help_text="Comma-separated, e.g. “calm, bold”: lowercase letters, digits, - and _.",
+            )
+        else:
+            self.fields["variants"] = forms.CharField(
+                label="Variants", help_text=spec.variants_help
+            )
+        if spec.accepts_source:
+            self.fields["source_file"] = forms.FileField(
+                label="Source file",
+                required=False,
+                help_text="Or upload a video to analyse instead of a URL.",
+            )
+            if stored_source:
+                name = stored_source.rsplit("/", 1)[-1]
+                self.fields["keep_source"] = forms.BooleanField(
+                    label="Reuse the original's uploaded source",
+                    required=False,
+                    initial=True,
+                    help_text=f"Uses the file {name} again; clear it to give another source.",
+                )
+        if fault_injection:
+            self.fields["fail_items"] = forms.CharField(
+                label="Items that fail on purpose",
+                required=False,
+                help_text="To try out failures: e.g. “2” (item 2 of every variant) or “soft:2”.",
+            )
+            self.fields["delay_ms"] = forms.IntegerField(
+                label="Delay per item (ms)", help_text="Slows each item down, to watch progress."
+            )
 
-    @classmethod
-    def initial_from(cls, snapshot: Mapping[str, Any], *, title: str = "") -> dict[str, Any]:
-        """Form values from an input snapshot (a generation's, or `kind_defaults`)."""
-        initial = {name: snapshot[name] for name in cls.plain_fields if name in snapshot}
+    # The groups the template lays out.
+
+    def _bound(self, names: list[str]) -> list[forms.BoundField]:
+        return [self[name] for name in names if name in self.fields]
+
+    @property
+    def text(self) -> forms.BoundField:
+        return self[self.spec.text_field]
+
+    @property
+    def variant_fields(self) -> list[forms.BoundField]:
+        return self._bound(["variants", "other_variants"])
+
+    @property
+    def main(self) -> list[forms.BoundField]:
+        """The kind's own fields shown unfolded, beside its text and source."""
+        return self._bound(
+            [
+                field.name
+                for field in self.spec.fields
+                if not field.advanced and field.name != self.spec.text_field and field.type != "url"
+            ]
+        )
+
+    @property
+    def source(self) -> list[forms.BoundField]:
+        if not self.spec.accepts_source:
+            return []
+        urls = [field.name for field in self.spec.fields if field.type == "url"]
+        return self._bound(["keep_source", *urls, "source_file"])
+
+    @property
+    def advanced(self) -> list[forms.BoundField]:
+        return self._bound([field.name for field in self.spec.fields if field.advanced])
+
+    @property
+    def testing(self) -> list[forms.BoundField]:
+        return self._bound(["fail_items", "delay_ms"])
+
+    @property
+    def advanced_has_errors(self) -> bool:
+        return any(field.errors for field in self.advanced)
+
+    @property
+    def testing_has_errors(self) -> bool:
+        return any(field.errors for field in self.testing)
+
+    # From a snapshot, and back.
+
+    def initial_from(self, snapshot: Mapping[str, Any], *, title: str = "") -> None:
+        """Start from an input snapshot (a generation's, or `kind_defaults`)."""
+        initial = {
+            field.name: snapshot[field.name] for field in self.spec.fields if field.name in snapshot
+        }
         initial["title"] = title
         initial["seed"] = snapshot.get("seed")
         initial["fail_items"] = ", ".join(str(ref) for ref in snapshot.get("fail_items", []))
         initial["delay_ms"] = snapshot.get("delay_ms", 0)
-        initial["variants"] = ", ".join(snapshot.get("variants", []))
-        return initial
-
-    def to_input(self) -> dict[str, Any]:
-        """The input to validate, every field given explicitly so that, as overrides of a
-        regeneration, a cleared field replaces the original's value (a cleared seed asks
-        for a random one)."""
-        data = self.cleaned_data
-        result = {name: data[name] for name in self.plain_fields}
-        result["seed"] = data["seed"]
-        result["fail_items"] = _split(data["fail_items"])
-        result["delay_ms"] = data["delay_ms"]
-        result["variants"] = self.variant_labels()
-        return result
-
-    def variant_labels(self) -> list[str]:
-        return _split(self.cleaned_data["variants"])
-
-    def error_field(self, name: str) -> str | None:
-        """The form field an input error about `name` belongs to."""
-        return name if name in self.fields else None
-
-    def apply_input_error(self, error: InputError) -> None:
-        """Each message next to its field; messages about fields this form does not show
-        go on top, named."""
-        for name, messages in error.fields.items():
-            field = self.error_field(name)
-            if field is None:
-                self.add_error(None, [f"{name}: {message}" for message in messages])
-            else:
-                self.add_error(field, messages)
-
-    @property
-    def advanced(self) -> list[forms.BoundField]:
-        return [self[name] for name in self.advanced_fields]
-
-    @property
-    def advanced_has_errors(self) -> bool:
-        return any(name in self.errors for name in self.advanced_fields)
-
-
-class VideoAdForm(GenerationForm):
-    kind = GenerationKind.VIDEO_AD
-    plain_fields = (
-        "prompt",
-        "scenes_per_variant",
-        "scene_seconds",
-        "source_url",
-        "width",
-        "height",
-        "fps",
-    )
-    advanced_fields = ("width", "height", "fps", "fail_items", "delay_ms")
-
-    prompt = forms.CharField(
-        label="Prompt",
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 4}),
-        help_text="What the ad shows. Optional when a source URL or file is given.",
-    )
-    variants = forms.MultipleChoiceField(
-        label="Variants",
-        required=False,
-        choices=[(label, label.capitalize()) for label in VIDEO_VARIANTS],
-        widget=forms.CheckboxSelectMultiple,
-        help_text="One version of the ad each, from gentle to pushy.",
-    )
-    other_variants = forms.CharField(
-        label="Other variant labels",
-        required=False,
-        help_text="Comma-separated, e.g. “calm, bold”: lowercase letters, digits, - and _.",
-    )
-    scenes_per_variant = _whole("Items per variant")
-    scene_seconds = forms.FloatField(label="Seconds per item")
-    source_url = forms.CharField(
-        label="Source URL",
-        required=False,
-        widget=forms.URLInput(attrs={"placeholder": "https://"}),
-        help_text="A video or page to analyse first (http or https).",
-    )
-    source_file = forms.FileField(
-        label="Source file",
-        required=False,
-        help_text="Or upload a video to analyse instead of a URL.",
-    )
-    keep_source = forms.BooleanField(label="Reuse the original's uploaded source", required=False)
-    width = _whole("Width (px)", "An even number.")
-    height = _whole("Height (px)", "An even number.")
-    fps = _whole("Frames per second")
-
-    def __init__(self, *args: Any, stored_source: str = "", **kwargs: Any) -> None:
-        """`stored_source`: the key of the uploaded source of the generation being edited;
-        without one there is nothing to reuse and `keep_source` is not offered."""
-        super().__init__(*args, **kwargs)
-        if stored_source:
-            keep = self.fields["keep_source"]
-            name = stored_source.rsplit("/", 1)[-1]
-            keep.help_text = f"Uses the file {name} again; clear it to give another source."
-            keep.initial = True
-        else:
-            del self.fields["keep_source"]
-
-    @classmethod
-    def initial_from(cls, snapshot: Mapping[str, Any], *, title: str = "") -> dict[str, Any]:
-        initial = super().initial_from(snapshot, title=title)
         labels = list(snapshot.get("variants", []))
-        initial["variants"] = [label for label in labels if label in VIDEO_VARIANTS]
-        initial["other_variants"] = ", ".join(
-            label for label in labels if label not in VIDEO_VARIANTS
-        )
-        return initial
+        presets = self.spec.variant_presets
+        if presets:
+            initial["variants"] = [label for label in labels if label in presets]
+            initial["other_variants"] = ", ".join(label for label in labels if label not in presets)
+        else:
+            initial["variants"] = ", ".join(labels)
+        self.initial.update(initial)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -320,56 +325,39 @@ class VideoAdForm(GenerationForm):
         return cleaned
 
     def to_input(self) -> dict[str, Any]:
-        result = super().to_input()
-        if self.cleaned_data.get("keep_source"):
+        """The input to validate, every field given explicitly so that, as overrides of a
+        regeneration, a cleared field replaces the original's value (a cleared seed asks
+        for a random one)."""
+        data = self.cleaned_data
+        result = {field.name: data[field.name] for field in self.spec.fields}
+        result["seed"] = data["seed"]
+        result["variants"] = self.variant_labels()
+        if self.fault_injection:
+            result["fail_items"] = _split(data["fail_items"])
+            result["delay_ms"] = data["delay_ms"]
+        if data.get("keep_source"):
             # Left out, the regeneration keeps the original's stored upload.
             del result["source_url"]
         return result
 
     def variant_labels(self) -> list[str]:
-        checked = list(self.cleaned_data["variants"])
-        return checked + _split(self.cleaned_data["other_variants"])
+        data = self.cleaned_data
+        if self.spec.variant_presets:
+            return list(data["variants"]) + _split(data["other_variants"])
+        return _split(data["variants"])
 
     def error_field(self, name: str) -> str | None:
+        """The form field an input error about `name` belongs to."""
         if name == "source_key":
             return "source_file"
-        return super().error_field(name)
+        return name if name in self.fields else None
 
-
-class SpeechForm(GenerationForm):
-    kind = GenerationKind.SPEECH
-    plain_fields = ("text", "words_per_minute")
-
-    text = forms.CharField(
-        label="Text",
-        widget=forms.Textarea(attrs={"rows": 8}),
-        help_text="What is read aloud, split into tracks of about a sentence each.",
-    )
-    words_per_minute = _whole("Words per minute")
-    variants = forms.CharField(
-        label="Variants",
-        help_text="Comma-separated voice labels, e.g. “narrator, calm”.",
-    )
-
-
-class ImageForm(GenerationForm):
-    kind = GenerationKind.IMAGE
-    plain_fields = ("prompt", "images_per_variant", "width", "height")
-
-    prompt = forms.CharField(
-        label="Prompt",
-        widget=forms.Textarea(attrs={"rows": 4}),
-        help_text="What the image shows.",
-    )
-    images_per_variant = _whole("Images per variant")
-    variants = forms.CharField(
-        label="Variants",
-        help_text="Comma-separated labels, e.g. “default, bold”.",
-    )
-    width = _whole("Width (px)", "An even number.")
-    height = _whole("Height (px)", "An even number.")
-
-
-GENERATION_FORMS: dict[str, type[GenerationForm]] = {
-    form.kind: form for form in (VideoAdForm, SpeechForm, ImageForm)
-}
+    def apply_input_error(self, error: InputError) -> None:
+        """Each message next to its field; messages about fields this form does not show
+        go on top, named."""
+        for name, messages in error.fields.items():
+            field = self.error_field(name)
+            if field is None:
+                self.add_error(None, [f"{name}: {message}" for message in messages])
+            else:
+                self.add_error(field, messages)

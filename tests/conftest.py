@@ -1,12 +1,10 @@
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
 from config.celery import app
+from tests.helpers import ARTIFACTS
 from tests.workers import Worker
-
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 
 @pytest.fixture

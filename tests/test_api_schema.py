@@ -35,15 +35,18 @@ import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, transaction
-from hypothesis import HealthCheck
+from hypothesis import HealthCheck, assume
 from hypothesis import settings as hypothesis_settings
 from rest_framework.throttling import ScopedRateThrottle
 
 from config.wsgi import application
-from generations import dispatch, pipeline, services
+from generations import dispatch, services
 from generations.models import Generation, Item, Variant
+from generations.tests.pipeline_helpers import make_images
 from history.models import ApiKey
 from history.services import api_key_create
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
 operations_with_id = schema.include(path_regex=r"\{id\}")
@@ -203,32 +206,21 @@ class ApiContext:
         ]
 
 
-def _with_owned_id(case: Any, api: ApiContext) -> bool:
+def _use_owned_id(case: Any, api: ApiContext) -> None:
     """Put A's real id in the case's path. Only when the generated id was itself a valid
     id: swapping one valid id for another changes no schema verdict, while replacing a
     deliberately invalid one would turn a negative case into a mislabelled positive one.
-    Returns False (nothing to test) for those negative path cases."""
+    Hypothesis discards those negative path cases and draws others in their place."""
     generated = str((case.path_parameters or {}).get("id", ""))
     valid = generated.isdigit() if case.path.startswith("/api/keys/") else UUID_RE.match(generated)
-    if not valid:
-        return False
+    assume(valid)
     case.path_parameters = {**case.path_parameters, "id": api.owned_id(case.path)}
-    return True
 
 
 def _image_generation(owner: Any, *, render: bool = True, **extra: Any) -> Generation:
     """A one-image generation of `owner`, rendered in-process as the workers would unless
     `render` is false (it then stays pending)."""
-    generation = services.generation_create(
-        owner=owner,
-        kind="image",
-        input={"prompt": "x", "variants": ["a"], "width": 64, "height": 64, **extra},
-    )
-    if render:
-        for item_id in pipeline.generation_prepare(generation_id=generation.id):
-            pipeline.item_render(item_id=item_id, claim_token="t")
-    generation.refresh_from_db()
-    return generation
+    return make_images(owner, run=render, prompt="x", variants=["a"], **extra)
 
 
 @pytest.fixture
@@ -273,7 +265,6 @@ def api(owner, other_user, monkeypatch, settings):
         RAW_KEYS.clear()
 
 
-@pytest.mark.django_db
 @schema.parametrize()
 @schema.auth.apply(OwnerKey, refresh_interval=None)
 @FUZZ_SETTINGS
@@ -282,24 +273,20 @@ def test_api_conforms_to_schema(case, api):
     _validate(case)
 
 
-@pytest.mark.django_db
 @operations_with_id.parametrize()
 @schema.auth.apply(OwnerKey, refresh_interval=None)
 @FUZZ_SETTINGS
 def test_owned_objects_conform_to_schema(case, api):
-    if not _with_owned_id(case, api):
-        return
+    _use_owned_id(case, api)
     api.keep_owner_key_active()
     _validate(case)
 
 
-@pytest.mark.django_db
 @operations_with_id.parametrize()
 @schema.auth.apply(OtherKey, refresh_interval=None)
 @FUZZ_SETTINGS
 def test_foreign_ids_answer_4xx(case, api):
-    if not _with_owned_id(case, api):
-        return
+    _use_owned_id(case, api)
     before = api.state()
     response = _validate(case)
 

@@ -4,48 +4,34 @@ skips, and under REQUIRE_SERVICES=1 a missing PostgreSQL already fails the run."
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from tests.tiers import TIER, services_required
+from tests.helpers import environ_without, run_python
+from tests.tiers import TIER, skip_or_fail
 
-ROOT = Path(__file__).resolve().parents[1]
-
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 
 @pytest.fixture
 def bench_results(tmp_path):
     if TIER.database != "postgresql":
-        if services_required():
-            pytest.fail("REQUIRE_SERVICES=1 but PostgreSQL is not reachable for the benchmark")
-        pytest.skip("benchmarks need PostgreSQL (SQLite is not a benchmark target)")
+        skip_or_fail("benchmarks need PostgreSQL (SQLite is not a benchmark target)")
     report, raw = tmp_path / "performance.md", tmp_path / "results.json"
-    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.bench",
-            "--scale",
-            "0.001",
-            "--quick",
-            "--database",
-            "genvault_bench_small",
-            "--output",
-            str(report),
-            "--json",
-            str(raw),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
+    completed = run_python(
+        "-m",
+        "tests.bench",
+        "--scale",
+        "0.001",
+        "--quick",
+        "--database",
+        "genvault_bench_small",
+        "--output",
+        str(report),
+        "--json",
+        str(raw),
+        env=environ_without(name for name in os.environ if name.startswith("AWS_")),
         timeout=240,
-        check=False,
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     results = {

@@ -32,6 +32,7 @@ def test_unreachable_broker_is_named(client, monkeypatch):
     assert "Connection refused" in body["checks"]["broker"]
 
 
+@pytest.mark.slow  # the broker check waits out its one retry
 def test_real_broker_check_fails_against_a_closed_port():
     with pytest.raises(OperationalError):
         health._check_broker("redis://127.0.0.1:1/0")

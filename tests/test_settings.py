@@ -1,35 +1,23 @@
 """The settings module as a deployment sees it, in a fresh interpreter each time."""
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-SERVICE_VARIABLES = (
-    "DATABASE_URL",
-    "CELERY_BROKER_URL",
-    "AWS_STORAGE_BUCKET_NAME",
-    "AWS_S3_ENDPOINT_URL",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "DJANGO_DEBUG",
-    "DJANGO_SECRET_KEY",
-)
+from tests.helpers import SERVICE_VARIABLES, environ_without, manage, run_python
+
+# Also dropped: the test run's DJANGO_DEBUG=1 and any secret key, so that each test sees
+# the settings that a deployment without them would.
+DEPLOYMENT_VARIABLES = (*SERVICE_VARIABLES, "DJANGO_DEBUG", "DJANGO_SECRET_KEY")
 
 
 def _run(code: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
-    clean.update({"GENVAULT_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "config.settings"})
-    clean.update(env)
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=clean,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    clean = environ_without(
+        DEPLOYMENT_VARIABLES,
+        GENVAULT_VAR_DIR=str(tmp_path),
+        DJANGO_SETTINGS_MODULE="config.settings",
+        **env,
     )
+    return run_python("-c", code, env=clean, timeout=60)
 
 
 def test_embedded_defaults_need_no_services(tmp_path):
@@ -86,18 +74,18 @@ def test_a_typo_in_a_variable_fails_at_start(tmp_path):
 
 
 def test_deploy_check_is_clean_in_production(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT,
-        env={
-            **{k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES},
-            "GENVAULT_VAR_DIR": str(tmp_path),
-            "DJANGO_DEBUG": "0",
-            "DJANGO_SECRET_KEY": "k7#Qp2!vZ9@xL4$mN8^rT1&wY6*bC3(eF5)hJ0_gD-sA+uI=oP",
-            "DJANGO_ALLOWED_HOSTS": "genvault.example.com",
-        },
-        capture_output=True,
-        text=True,
+    result = manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        env=environ_without(
+            DEPLOYMENT_VARIABLES,
+            GENVAULT_VAR_DIR=str(tmp_path),
+            DJANGO_DEBUG="0",
+            DJANGO_SECRET_KEY="k7#Qp2!vZ9@xL4$mN8^rT1&wY6*bC3(eF5)hJ0_gD-sA+uI=oP",
+            DJANGO_ALLOWED_HOSTS="genvault.example.com",
+        ),
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -11,6 +11,7 @@ import shutil
 import socket
 import tempfile
 from dataclasses import dataclass, field
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 import pytest
@@ -41,6 +42,14 @@ _scratch_dir: str | None = None
 
 def services_required() -> bool:
     return os.environ.get("REQUIRE_SERVICES", "") == "1"
+
+
+def skip_or_fail(reason: str) -> NoReturn:
+    """Skip the test for want of a service or tool, or fail it under REQUIRE_SERVICES=1,
+    where every one of them was promised."""
+    if services_required():
+        pytest.fail(f"REQUIRE_SERVICES=1: {reason}")
+    pytest.skip(reason)
 
 
 def _postgres_reachable(url: str) -> str | None:

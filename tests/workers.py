@@ -13,8 +13,7 @@ from django.db import connection
 
 from generations.models import Generation
 from generations.states import FINAL_GENERATION_STATUSES
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT
 
 
 def test_database_url() -> str:

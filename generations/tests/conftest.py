@@ -3,9 +3,6 @@ import pytest
 from generations import dispatch
 from generations.providers.local import LocalProvider
 
-# Its assertions (the counter checks) report their values like a test's own.
-pytest.register_assert_rewrite("generations.tests.pipeline_helpers")
-
 
 @pytest.fixture(autouse=True)
 def sent(monkeypatch):

@@ -9,9 +9,10 @@ from uuid import uuid4
 
 from django.contrib.auth.models import User
 
-from generations import pipeline
 from generations.models import Generation, Item, Variant
-from generations.progress import ClaimedItem, ItemResult
+from generations.pipeline.lifecycle import ClaimedItem, ItemResult
+from generations.pipeline.prepare import generation_prepare
+from generations.pipeline.render import item_render
 from generations.services import generation_create
 from generations.states import ItemStatus
 
@@ -32,6 +33,14 @@ SMALL_VIDEO: dict[str, Any] = {
 }
 """The small video ad with two variants of two items: four items."""
 
+SMALL_IMAGES: dict[str, Any] = {
+    "prompt": "A red kite over the dunes",
+    "variants": ["a", "b"],
+    "width": 64,
+    "height": 64,
+}
+"""An image input that renders in a moment: two variants of one 64x64 image."""
+
 ITEM_COST = Decimal("0.0100")
 """The cost `item_result` reports for one item."""
 
@@ -41,6 +50,13 @@ def create_video(owner: User, *, title: str = "", **overrides: Any) -> Generatio
     return generation_create(
         owner=owner, kind="video_ad", input={**SMALL_VIDEO, **overrides}, title=title
     )
+
+
+def make_images(owner: User, *, run: bool = True, **overrides: Any) -> Generation:
+    """An image generation created by the real service from `SMALL_IMAGES` and `overrides`,
+    run in-process unless `run` is false (it then stays pending)."""
+    generation = generation_create(owner=owner, kind="image", input={**SMALL_IMAGES, **overrides})
+    return run_pipeline(generation) if run else generation
 
 
 def create_uploaded_video(
@@ -58,7 +74,7 @@ def create_uploaded_video(
 
 def prepare(generation: Generation) -> Generation:
     """Run the generation's stages as its first delivery would, and reload it."""
-    pipeline.generation_prepare(generation_id=generation.id)
+    generation_prepare(generation_id=generation.id)
     generation.refresh_from_db()
     return generation
 
@@ -71,8 +87,8 @@ def processing_video(owner: User, **overrides: Any) -> Generation:
 def run_pipeline(generation: Generation) -> Generation:
     """What the worker does for one delivery of the generation and of each item it
     queues; the generation is reloaded."""
-    for item_id in pipeline.generation_prepare(generation_id=generation.id):
-        pipeline.item_render(item_id=item_id, claim_token=str(uuid4()))
+    for item_id in generation_prepare(generation_id=generation.id):
+        item_render(item_id=item_id, claim_token=str(uuid4()))
     generation.refresh_from_db()
     return generation
 
@@ -84,23 +100,32 @@ def item_of(generation: Generation, label: str, number: int) -> Item:
     )
 
 
+def provider_result(*, asset_key: str, thumbnail_key: str, **fields: Any) -> ItemResult:
+    """What a provider would report for a one-second 160x90 video stored at `asset_key`,
+    without rendering anything; `fields` replace any of the other values."""
+    reported: dict[str, Any] = {
+        "content_type": "video/mp4",
+        "file_size": 1000,
+        "checksum": "a" * 64,
+        "duration_seconds": 1.0,
+        "width": 160,
+        "height": 90,
+        "cost": ITEM_COST,
+        "provider_job_id": "job",
+        "provider_status": "succeeded",
+    }
+    return ItemResult(asset_key=asset_key, thumbnail_key=thumbnail_key, **{**reported, **fields})
+
+
 def item_result(item: Item | ClaimedItem) -> ItemResult:
     """What a provider would report for `item`, stored at its usual keys, without
     rendering anything."""
     label = item.variant_label if isinstance(item, ClaimedItem) else item.variant.label
     prefix = f"generations/{item.generation_id}/{label}/"
-    return ItemResult(
+    return provider_result(
         asset_key=f"{prefix}scene_{item.number}.mp4",
         thumbnail_key=f"{prefix}scene_{item.number}_thumb.jpg",
-        content_type="video/mp4",
-        file_size=1000,
-        checksum="a" * 64,
-        duration_seconds=1.0,
-        width=160,
-        height=90,
-        cost=ITEM_COST,
         provider_job_id=f"job-{item.number}",
-        provider_status="succeeded",
     )
 
 

@@ -2,25 +2,37 @@
 counts, a constant number of queries), read-only change pages with players, every action
 with its refusals, messages and admin log entries, and the permission limits."""
 
+import ast
 import re
+import uuid
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import factory
 import pytest
+from django.contrib import admin
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.auth.models import Permission
+from django.contrib.staticfiles import finders
 from django.db import connection
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
 
-from generations import admin_actions
-from generations.admin import GenerationAdmin
-from generations.admin_items import ItemAdmin
-from generations.admin_lists import EstimatedCountPaginator, table_row_estimate
-from generations.kinds import GenerationKind
+import generations.admin
+from generations.admin import actions
+from generations.admin.display import PLAYERS
+from generations.admin.generation import GenerationAdmin
+from generations.admin.items import ItemAdmin
+from generations.admin.lists import (
+    EstimatedCountPaginator,
+    LargeTableAdminMixin,
+    table_row_estimate,
+)
+from generations.kinds import KINDS, GenerationKind
 from generations.models import Generation, Item, Variant
-from generations.progress import item_claim
+from generations.pipeline.lifecycle import item_claim
 from generations.services import generation_delete
 from generations.states import GenerationStatus, ItemStatus
 from generations.tests.factories import (
@@ -44,6 +56,7 @@ pytestmark = pytest.mark.django_db
 CHANGELIST = reverse("admin:generations_generation_changelist")
 ITEMS = reverse("admin:generations_item_changelist")
 VARIANTS = reverse("admin:generations_variant_changelist")
+STYLESHEET = f'<link rel="stylesheet" href="{static("css/admin.css")}">'
 
 
 def change_url(obj):
@@ -366,7 +379,7 @@ def test_changelist_filtered_and_searched_queries_stay_bounded(
 
 def test_unfiltered_large_tables_show_the_planner_estimate(admin_client, monkeypatch):
     GenerationFactory.create_batch(3)
-    monkeypatch.setattr("generations.admin_lists.table_row_estimate", lambda queryset: 2_000_000)
+    monkeypatch.setattr("generations.admin.lists.table_row_estimate", lambda queryset: 2_000_000)
 
     response = admin_client.get(CHANGELIST)
 
@@ -443,7 +456,7 @@ def test_change_page_is_read_only_with_variants_items_metadata_and_lineage(
 
 
 def test_many_regenerations_link_to_the_filtered_list(admin_client, monkeypatch):
-    monkeypatch.setattr("generations.admin.REGENERATION_LIMIT", 1)
+    monkeypatch.setattr("generations.admin.generation.REGENERATION_LIMIT", 1)
     parent = GenerationFactory()
     children = GenerationFactory.create_batch(2, parent=parent)
     GenerationFactory()
@@ -630,6 +643,7 @@ def test_purge_asks_for_confirmation_first(support, owner):
     assert '<input type="hidden" name="post" value="yes">' in page
     assert f'name="_selected_action" value="{trashed.pk}"' in page
     assert f'name="_selected_action" value="{kept.pk}"' not in page
+    assert STYLESHEET in page
     # Nothing is gone yet.
     assert Generation.objects.filter(pk=trashed.pk).exists()
     assert list(object_keys(generation_prefix(trashed.pk)))
@@ -671,7 +685,7 @@ def test_purge_refuses_a_generation_still_writing(support, owner):
 
 
 def test_actions_refuse_too_large_a_selection(support, monkeypatch):
-    monkeypatch.setattr(admin_actions, "ACTION_LIMIT", 2)
+    monkeypatch.setattr(actions, "ACTION_LIMIT", 2)
     generations = GenerationFactory.create_batch(3)
 
     response = act(support, "cancel", generations)
@@ -762,6 +776,7 @@ def test_item_list_shows_items_with_links_and_filters(admin_client):
     assert change_url(done.variant) in page
     assert '<span class="gv-badge gv-badge--failed">Failed</span>' in page
     assert "160×90" in page  # noqa: RUF001 (the dimension sign)
+    assert "2.0\xa0KB" in page
     retrying = ItemFactory(status=ItemStatus.QUEUED, error_code="provider_error", attempts=1)
     assert listed(admin_client.get(ITEMS, {"status__exact": "failed"})) == [failed.pk]
     # Failed with that code: a item queued again after that error is not a failure.
@@ -868,3 +883,73 @@ def test_cost_columns_show_estimate_and_actual(admin_client):
 
     assert "1.2500" in page
     assert "0.7500" in page
+
+
+# The package ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", [Generation, Variant, Item])
+def test_every_large_table_admin_uses_the_large_table_mixin(model):
+    model_admin = admin.site.get_model_admin(model)
+
+    assert isinstance(model_admin, LargeTableAdminMixin)
+    assert model_admin.show_full_result_count is False
+    assert model_admin.show_facets is admin.ShowFacets.NEVER
+    assert model_admin.paginator is EstimatedCountPaginator
+    assert model_admin.list_per_page == 50
+
+
+@pytest.mark.parametrize("model_name", ["generation", "variant", "item"])
+@pytest.mark.parametrize("object_id", ["not-a-uuid", str(uuid.UUID(int=7))])
+def test_change_pages_of_malformed_or_missing_ids_redirect(admin_client, model_name, object_id):
+    url = reverse(f"admin:generations_{model_name}_change", args=[object_id])
+
+    response = admin_client.get(url)
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:index")
+
+
+def test_item_page_loads_the_item_with_its_generation_and_variant(
+    admin_client, django_assert_num_queries
+):
+    item = completed_item()
+    admin_client.get(change_url(item))  # warms the caches (content types)
+
+    # session, user, the item with its generation and variant
+    with django_assert_num_queries(3):
+        page = admin_client.get(change_url(item))
+
+    assert page.status_code == 200
+    assert change_url(item.variant) in page.content.decode()
+
+
+def test_admin_pages_link_the_admin_stylesheet(admin_client):
+    item = completed_item()
+    objects = [item, item.variant, item.generation]
+    dashboard = reverse("admin:generations_generation_dashboard")
+
+    for url in [CHANGELIST, ITEMS, VARIANTS, dashboard, *(change_url(obj) for obj in objects)]:
+        assert STYLESHEET in admin_client.get(url).content.decode(), url
+    assert finders.find("css/admin.css") is not None
+
+
+def test_each_kind_has_a_player():
+    assert {spec.player for spec in KINDS.values()} <= set(PLAYERS)
+
+
+def test_the_admin_does_not_import_the_history_app():
+    package = Path(generations.admin.__file__).parent
+
+    for module in sorted(package.glob("*.py")):
+        tree = ast.parse(module.read_text())
+        imported = [
+            node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+        ]
+        imported += [
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        ]
+        assert not [name for name in imported if name.split(".")[0] == "history"], module.name

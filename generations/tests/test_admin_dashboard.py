@@ -11,7 +11,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
-from generations.admin_dashboard import QueueDepth, queue_depth
+from generations.admin.dashboard import QueueDepth, queue_depth
 from generations.errors import ErrorCode
 from generations.models import Generation, Item
 from generations.states import GenerationStatus, ItemStatus
@@ -159,7 +159,7 @@ def test_stuck_items_are_counted_and_listed(staff_client, owner, file_broker):
 
 
 def test_stuck_counts_past_the_list_are_counted(staff_client, owner, file_broker, monkeypatch):
-    monkeypatch.setattr("generations.admin_dashboard.STUCK_LIMIT", 2)
+    monkeypatch.setattr("generations.admin.dashboard.STUCK_LIMIT", 2)
     generation = processing_video(owner)
     Item.objects.filter(generation=generation).update(
         status=ItemStatus.PROCESSING, started_at=timezone.now() - timedelta(hours=2)
@@ -201,7 +201,7 @@ def test_htmx_refresh_gets_the_panels_alone(staff_client, file_broker):
 def test_dashboard_queries_are_bounded(
     admin_client, owner, file_broker, django_assert_max_num_queries, monkeypatch
 ):
-    monkeypatch.setattr("generations.admin_dashboard.STUCK_LIMIT", 2)
+    monkeypatch.setattr("generations.admin.dashboard.STUCK_LIMIT", 2)
     for _ in range(3):
         generation = processing_video(owner)
         stuck_item(generation, minutes_over=1)

@@ -7,12 +7,10 @@ import av
 import pytest
 from PIL import Image
 
-from generations.providers.local_render import (
-    render_image,
-    render_speech,
-    render_video,
-    split_speech_sections,
-)
+from generations.kinds import split_speech_sections
+from generations.providers.local.image import render_image
+from generations.providers.local.speech import render_speech
+from generations.providers.local.video import render_video
 from tests.tiers import services_required
 
 PROMPT = "A paper boat drifting down a rainy street, reflections of neon signs"

@@ -9,13 +9,14 @@ from decimal import Decimal
 
 import pytest
 
-from generations import pipeline
 from generations.manifest import (
     archive_filename,
     generation_archive_entries,
     generation_manifest,
 )
 from generations.models import Generation, Item
+from generations.pipeline.prepare import generation_prepare
+from generations.pipeline.render import item_render
 from generations.services import generation_create, generation_delete, generation_regenerate
 from generations.states import GenerationStatus, ItemStatus
 from storage.archive import stream_zip
@@ -28,8 +29,8 @@ MANIFEST_QUERIES = 4
 
 
 def _render(generation):
-    for item_id in pipeline.generation_prepare(generation_id=generation.id):
-        pipeline.item_render(item_id=item_id, claim_token="t")
+    for item_id in generation_prepare(generation_id=generation.id):
+        item_render(item_id=item_id, claim_token="t")
     generation.refresh_from_db()
     return generation
 

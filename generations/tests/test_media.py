@@ -15,7 +15,8 @@ from generations.media.previews import (
     waveform_png,
 )
 from generations.media.probe import MediaError, file_checksum, probe
-from generations.providers.local_render import render_image, render_video
+from generations.providers.local.image import render_image
+from generations.providers.local.video import render_video
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,11 @@ checkpoint, and the counters always add up."""
 
 import pytest
 
-from generations import pipeline
 from generations.errors import ActionRefused, ErrorCode
 from generations.models import Generation, Item, Variant
-from generations.progress import item_claim, item_complete, item_stop_cancelled
+from generations.pipeline.lifecycle import item_claim, item_complete, item_stop_cancelled
+from generations.pipeline.prepare import generation_prepare
+from generations.pipeline.render import item_render
 from generations.services import generation_cancel
 from generations.states import GenerationStatus, ItemStatus
 from generations.tests.factories import GenerationFactory
@@ -61,7 +62,7 @@ def test_cancelled_pending_generation_is_never_prepared(owner):
     generation = create_video(owner)
     generation_cancel(generation=generation)
 
-    assert pipeline.generation_prepare(generation_id=generation.id) == []
+    assert generation_prepare(generation_id=generation.id) == []
 
     generation.refresh_from_db()
     assert generation.status == GenerationStatus.CANCELLED
@@ -153,7 +154,7 @@ def test_running_item_finishing_after_cancel_is_counted_completed(owner):
 def test_cancel_keeps_completed_items(owner):
     generation = processing_video(owner)
     done = item_of(generation, "soft", 1)
-    pipeline.item_render(item_id=done.id, claim_token="worker-1")
+    item_render(item_id=done.id, claim_token="worker-1")
 
     result = generation_cancel(generation=generation)
 

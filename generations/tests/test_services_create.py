@@ -7,13 +7,19 @@ from decimal import Decimal
 import pytest
 from django.db import transaction
 
-from generations import dispatch
-from generations.errors import InputError
+from generations import dispatch, services
+from generations.errors import InputError, LimitExceeded
 from generations.models import Generation, GenerationMetadata, Item, SourceType, Variant
 from generations.services import TITLE_LENGTH, generation_create
 from generations.states import GenerationStatus, ItemStatus
 from generations.tests.pipeline_helpers import SMALL_VIDEO_DEFAULT_VARIANTS
-from storage.services import object_exists, object_keys, object_open
+from storage.services import (
+    StorageUnavailable,
+    object_exists,
+    object_keys,
+    object_open,
+    object_save,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -311,6 +317,76 @@ def test_upload_and_source_url_together_are_refused(owner, sent):
 
     assert list(caught.value.fields) == ["source_url"]
     assert not Generation.objects.exists()
+
+
+def test_upload_is_stored_before_the_owner_row_is_locked(owner, sent, monkeypatch):
+    """An upload may take minutes; the owner's row must not be locked meanwhile."""
+    steps = []
+    check_limit = services._ensure_below_active_limit
+
+    def recording_limit(owner, *, lock):
+        steps.append("lock and count" if lock else "count")
+        check_limit(owner, lock=lock)
+
+    def recording_save(*, key, content):
+        steps.append("store the upload")
+        return object_save(key=key, content=content)
+
+    monkeypatch.setattr(services, "_ensure_below_active_limit", recording_limit)
+    monkeypatch.setattr(services, "object_save", recording_save)
+
+    _create_with_upload(owner)
+
+    assert steps == ["count", "store the upload", "lock and count"]
+
+
+def test_upload_is_removed_when_the_generation_is_not_recorded(owner, sent, monkeypatch):
+    """Past the active limit under the lock (a concurrent submission won), the stored
+    source is removed again: no object without a row."""
+    checks = []
+
+    def limit_reached_under_the_lock(owner, *, lock):
+        checks.append(lock)
+        if lock:
+            raise LimitExceeded("You already have 10 generations pending or processing.")
+
+    monkeypatch.setattr(services, "_ensure_below_active_limit", limit_reached_under_the_lock)
+
+    with pytest.raises(LimitExceeded):
+        _create_with_upload(owner)
+
+    assert checks == [False, True]
+    assert not Generation.objects.exists()
+    assert list(object_keys("generations/")) == []
+
+
+def test_an_unremovable_upload_is_left_for_repair_storage(owner, sent, monkeypatch, caplog):
+    def storage_down(key):
+        raise StorageUnavailable("the bucket went away")
+
+    monkeypatch.setattr(services, "object_delete", storage_down)
+    monkeypatch.setattr(services, "_ensure_below_active_limit", _refuse_under_the_lock)
+
+    with pytest.raises(LimitExceeded):
+        _create_with_upload(owner)
+
+    assert not Generation.objects.exists()
+    assert "repair_storage" in caplog.text
+
+
+def _refuse_under_the_lock(owner, *, lock):
+    if lock:
+        raise LimitExceeded("Too many.")
+
+
+def _create_with_upload(owner):
+    return generation_create(
+        owner=owner,
+        kind="video_ad",
+        input={**SMALL_VIDEO_DEFAULT_VARIANTS, "prompt": ""},
+        source_file=io.BytesIO(b"a source video"),
+        source_filename="ad.mp4",
+    )
 
 
 def test_parent_is_recorded(owner, sent):

@@ -2,10 +2,12 @@
 
 import pytest
 
-from generations import dispatch, pipeline
+from generations import dispatch
 from generations.errors import ActionRefused
 from generations.models import Generation, Item, Variant
-from generations.progress import item_claim, item_complete, item_stop_cancelled
+from generations.pipeline.lifecycle import item_claim, item_complete, item_stop_cancelled
+from generations.pipeline.prepare import generation_prepare
+from generations.pipeline.render import item_render
 from generations.services import (
     generation_cancel,
     generation_delete,
@@ -107,8 +109,8 @@ def test_retry_enqueues_the_generation_after_commit(
 
 def test_retry_runs_failed_and_cancelled_items(owner):
     generation = create_video(owner, fail_items=["soft:1"])
-    pipeline.generation_prepare(generation_id=generation.id)
-    pipeline.item_render(item_id=item_of(generation, "soft", 1).id, claim_token="w1")
+    generation_prepare(generation_id=generation.id)
+    item_render(item_id=item_of(generation, "soft", 1).id, claim_token="w1")
     generation = generation_cancel(generation=generation)
     assert (generation.failed_items, generation.cancelled_items) == (1, 3)
 
@@ -139,7 +141,7 @@ def test_retried_generation_ends_with_every_variant_completed(owner):
     """A item that finished after the cancel leaves its variant cancelled ("a cancel
     wins"); once the retry completes every item, no variant may still say cancelled."""
     generation = create_video(owner, variants=["soft", "bold"], scenes_per_variant=1)
-    pipeline.generation_prepare(generation_id=generation.id)
+    generation_prepare(generation_id=generation.id)
     item = item_claim(item_id=item_of(generation, "soft", 1).id, claim_token="w1")
     generation_cancel(generation=generation)
     item_complete(item=item, claim_token="w1", result=item_result(item))
@@ -206,7 +208,7 @@ def test_retry_refused_in_the_trash(owner):
 
 def test_retry_refused_while_a_item_is_still_stopping(owner):
     generation = create_video(owner)
-    pipeline.generation_prepare(generation_id=generation.id)
+    generation_prepare(generation_id=generation.id)
     running = item_claim(item_id=item_of(generation, "soft", 1).id, claim_token="w1")
     generation = generation_cancel(generation=generation)
 
@@ -225,7 +227,7 @@ def test_retry_refused_while_a_item_is_still_stopping(owner):
 
 def test_retry_refused_when_every_item_completed(owner):
     generation = create_video(owner, variants=["soft"], scenes_per_variant=1)
-    pipeline.generation_prepare(generation_id=generation.id)
+    generation_prepare(generation_id=generation.id)
     item = item_claim(item_id=item_of(generation, "soft", 1).id, claim_token="w1")
     generation_cancel(generation=generation)
     item_complete(item=item, claim_token="w1", result=item_result(item))

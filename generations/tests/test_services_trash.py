@@ -7,17 +7,18 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from generations import pipeline, services
+from generations import purge
 from generations.errors import ActionRefused
 from generations.models import Generation, GenerationMetadata, Item, Variant
-from generations.progress import item_claim
+from generations.pipeline.lifecycle import item_claim
+from generations.pipeline.prepare import generation_prepare
+from generations.purge import generations_purge_expired
 from generations.selectors import trash_cutoff
 from generations.services import (
     generation_create,
     generation_delete,
     generation_regenerate,
     generation_restore,
-    generations_purge_expired,
 )
 from generations.states import GenerationStatus, ItemStatus
 from generations.tests.factories import GenerationFactory
@@ -92,7 +93,7 @@ def test_delete_cancels_a_pending_generation_first(owner):
 
 def test_delete_cancels_a_processing_generation_first(owner):
     generation = _create(owner)
-    pipeline.generation_prepare(generation_id=generation.id)
+    generation_prepare(generation_id=generation.id)
     running = Item.objects.filter(generation=generation).first()
     item_claim(item_id=running.id, claim_token="w1")
     generation.refresh_from_db()
@@ -192,7 +193,7 @@ def test_purge_removes_rows_and_objects_past_retention_only(owner, settings):
 def test_purge_deletes_what_the_rows_name_without_listing_finished_generations(owner, monkeypatch):
     generation = _deleted_days_ago(run_pipeline(_create(owner)), 400)
     listed = []
-    monkeypatch.setattr(services, "prefix_delete", listed.append)
+    monkeypatch.setattr(purge, "prefix_delete", listed.append)
 
     assert generations_purge_expired() == 1
 
@@ -204,7 +205,7 @@ def test_purge_lists_the_folder_of_a_generation_with_an_interrupted_item(owner):
     """A worker stored an item's asset, then died before recording it: no row names the
     object, so the purge lists the generation's folder to find it."""
     generation = _create(owner)
-    pipeline.generation_prepare(generation_id=generation.id)
+    generation_prepare(generation_id=generation.id)
     item = Item.objects.filter(generation=generation).first()
     claimed = item_claim(item_id=item.id, claim_token="w1")
     stray = f"generations/{generation.id}/{claimed.variant_label}/scene_{claimed.number}.png"
@@ -273,7 +274,7 @@ def test_each_batch_commits_on_its_own_oldest_first(owner, settings, monkeypatch
     expired = [_deleted_days_ago(_create(owner), 40 + n) for n in range(5)]
     for generation in expired:
         _with_objects(generation)
-    real_prefix_delete = services.prefix_delete
+    real_prefix_delete = purge.prefix_delete
     calls = []
 
     def failing_prefix_delete(prefix):
@@ -282,7 +283,7 @@ def test_each_batch_commits_on_its_own_oldest_first(owner, settings, monkeypatch
             raise StorageUnavailable("the bucket went away")
         return real_prefix_delete(prefix)
 
-    monkeypatch.setattr(services, "prefix_delete", failing_prefix_delete)
+    monkeypatch.setattr(purge, "prefix_delete", failing_prefix_delete)
 
     with pytest.raises(StorageUnavailable):
         generations_purge_expired(batch_size=2)
@@ -292,7 +293,7 @@ def test_each_batch_commits_on_its_own_oldest_first(owner, settings, monkeypatch
     assert list(Generation.objects.values_list("id", flat=True)) == [survivor.id]
     assert len(_keys(survivor)) == 3
 
-    monkeypatch.setattr(services, "prefix_delete", real_prefix_delete)
+    monkeypatch.setattr(purge, "prefix_delete", real_prefix_delete)
     assert generations_purge_expired(batch_size=2) == 1
     assert not Generation.objects.exists()
     assert _keys(survivor) == set()

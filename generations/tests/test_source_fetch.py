@@ -6,6 +6,7 @@ connect anywhere else, and refusals are asserted to happen before any connection
 
 from __future__ import annotations
 
+import gzip
 import ipaddress
 import re
 import shutil
@@ -24,7 +25,7 @@ from typing import Any
 import pytest
 
 from generations import source_fetch
-from generations.source_fetch import SourceRefused, fetch_source
+from generations.source_fetch import SourceRefused, check_source_url, fetch_source
 from tests.tiers import services_required
 
 SMALL_BODY = b"hello, source video"
@@ -33,6 +34,30 @@ STREAM_CHUNK = b"x" * 1000
 STREAM_CHUNKS = 10
 CAP = 1_000_000
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+NON_PUBLIC_ADDRESSES = [
+    ("10.0.0.5", "private"),
+    ("172.16.3.4", "private"),
+    ("192.168.1.10", "private"),
+    ("fd12:3456::1", "private"),
+    ("169.254.169.254", "metadata"),
+    ("fd00:ec2::254", "metadata"),
+    ("100.100.100.200", "metadata"),
+    ("169.254.10.20", "link-local"),
+    ("fe80::1", "link-local"),
+    ("100.64.0.1", "shared"),
+    ("0.0.0.0", "unspecified"),  # noqa: S104
+    ("::", "unspecified"),
+    ("224.0.0.251", "multicast"),
+    ("ff02::1", "multicast"),
+    ("240.0.0.1", "reserved"),
+    ("192.0.2.10", "private"),
+    ("::ffff:10.0.0.5", "IPv6 form of a private"),
+    ("::ffff:127.0.0.1", "IPv6 form of a loopback"),
+    ("::ffff:169.254.169.254", "IPv6 form of a cloud metadata"),
+    ("2002:a00:5::1", "IPv6 form of a private"),
+    ("64:ff9b::a9fe:a9fe", "IPv6 form of a cloud metadata"),
+    ("64:ff9b:1::a00:5", "NAT64"),
+]
 
 
 @dataclass(frozen=True)
@@ -71,6 +96,7 @@ class Handler(BaseHTTPRequestHandler):
             "/small": self.small,
             "/large": self.large,
             "/stream": self.stream,
+            "/gzipped": self.gzipped,
             "/truncated": self.truncated,
             "/slow-body": self.slow_body,
             "/slow-headers": self.slow_headers,
@@ -78,6 +104,7 @@ class Handler(BaseHTTPRequestHandler):
             "/to-internal": lambda: self.redirect(302, "http://internal.example/secret"),
             "/to-file": lambda: self.redirect(302, "file:///etc/passwd"),
             "/no-location": lambda: self.send_body(302, b""),
+            "/two-lengths": self.two_lengths,
         }
         routes.get(path, lambda: self.send_body(404, b"not here"))()
 
@@ -103,6 +130,22 @@ class Handler(BaseHTTPRequestHandler):
         for _ in range(STREAM_CHUNKS):
             self.wfile.write(b"%x\r\n%s\r\n" % (len(STREAM_CHUNK), STREAM_CHUNK))
         self.wfile.write(b"0\r\n\r\n")
+
+    def gzipped(self) -> None:
+        """A compressed body, sent although the client asked for none."""
+        body = gzip.compress(SMALL_BODY)
+        self.send_response(200)
+        self.send_header("Content-Type", "video/mp4")
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def two_lengths(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "5, 6")
+        self.end_headers()
+        self.wfile.write(b"12345")
 
     def truncated(self) -> None:
         self.send_response(200)
@@ -324,6 +367,25 @@ def test_percent_encodes_the_request_target(http_server: Server, tmp_path: Path)
     assert http_server.paths == ["/small?name=my%20vid%C3%A9o"]
 
 
+def test_stores_a_compressed_body_as_received(http_server: Server, tmp_path: Path) -> None:
+    fetched = fetch(http_server.url("/gzipped"), tmp_path / "source.mp4")
+
+    assert fetched.path.read_bytes() == gzip.compress(SMALL_BODY)
+    assert http_server.requests[0].headers["Accept-Encoding"] == "identity"
+
+
+def test_tries_the_next_checked_address_when_one_refuses(
+    http_server: Server, tmp_path: Path, connections: list[tuple[str, int]]
+) -> None:
+    # The server listens on 127.0.0.1 only, so 127.0.0.2 refuses the connection.
+    resolver = StubResolver({"media.test": ["127.0.0.2", "127.0.0.1"]})
+
+    fetched = fetch(http_server.url("/small", host="media.test"), tmp_path / "s", resolver=resolver)
+
+    assert fetched.path.read_bytes() == SMALL_BODY
+    assert connections == [("127.0.0.2", http_server.port), ("127.0.0.1", http_server.port)]
+
+
 def test_https_verifies_the_url_host_while_connecting_to_the_ip(
     https_server: Server, tmp_path: Path, trust_test_certificate: None
 ) -> None:
@@ -349,33 +411,7 @@ def test_refuses_loopback_unless_allowed(
     assert http_server.requests == []
 
 
-@pytest.mark.parametrize(
-    ("address", "problem"),
-    [
-        ("10.0.0.5", "private"),
-        ("172.16.3.4", "private"),
-        ("192.168.1.10", "private"),
-        ("fd12:3456::1", "private"),
-        ("169.254.169.254", "metadata"),
-        ("fd00:ec2::254", "metadata"),
-        ("100.100.100.200", "metadata"),
-        ("169.254.10.20", "link-local"),
-        ("fe80::1", "link-local"),
-        ("100.64.0.1", "shared"),
-        ("0.0.0.0", "unspecified"),  # noqa: S104
-        ("::", "unspecified"),
-        ("224.0.0.251", "multicast"),
-        ("ff02::1", "multicast"),
-        ("240.0.0.1", "reserved"),
-        ("192.0.2.10", "private"),
-        ("::ffff:10.0.0.5", "IPv6 form of a private"),
-        ("::ffff:127.0.0.1", "IPv6 form of a loopback"),
-        ("::ffff:169.254.169.254", "IPv6 form of a cloud metadata"),
-        ("2002:a00:5::1", "IPv6 form of a private"),
-        ("64:ff9b::a9fe:a9fe", "IPv6 form of a cloud metadata"),
-        ("64:ff9b:1::a00:5", "NAT64"),
-    ],
-)
+@pytest.mark.parametrize(("address", "problem"), NON_PUBLIC_ADDRESSES)
 def test_refuses_non_public_addresses_without_connecting(
     address: str,
     problem: str,
@@ -474,6 +510,9 @@ def test_refuses_credentials_in_the_url(
     [
         ("http:///video.mp4", "must include a host"),
         ("http://127.0.0.1:99999/", "malformed"),
+        ("http://127.0.0.1:70000/", "port must be from 1 to 65535"),
+        ("http://127.0.0.1:0/", "port must be from 1 to 65535"),
+        ("http://127.0.0.1:http/", "port must be from 1 to 65535"),
         ("http://[::1/", "malformed"),
         ("http://bad host.example/", "not a valid name"),
         ("http://a..b.example/", "not a valid name"),
@@ -498,6 +537,73 @@ def test_public_addresses_are_acceptable(address: str) -> None:
     parsed = ipaddress.ip_address(address)
 
     assert source_fetch._address_problem(parsed, allow_loopback=False) is None
+
+
+# Checking a URL without fetching it
+
+
+def test_check_accepts_a_host_that_resolves_to_public_addresses(
+    connections: list[tuple[str, int]],
+) -> None:
+    resolver = StubResolver({"media.example": ["93.184.216.34", "2606:4700:4700::1111"]})
+
+    check_source_url("https://media.example/clip.mp4", resolver=resolver)
+
+    assert resolver.calls == ["media.example"]
+    assert connections == []
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("ftp://media.example/clip.mp4", "Only http and https"),
+        ("media.example/clip.mp4", "Only http and https"),
+        ("http:///clip.mp4", "must include a host"),
+        ("https://media.example:70000/clip.mp4", "port must be from 1 to 65535"),
+        ("https://media.example:0/clip.mp4", "port must be from 1 to 65535"),
+        ("https://user:secret@media.example/clip.mp4", "user name or password"),
+        ("https://bad host.example/clip.mp4", "not a valid name"),
+    ],
+)
+def test_check_refuses_a_malformed_url_without_resolving(url: str, message: str) -> None:
+    resolver = StubResolver({"media.example": ["93.184.216.34"]})
+
+    with pytest.raises(SourceRefused, match=message):
+        check_source_url(url, resolver=resolver)
+
+    assert resolver.calls == []
+
+
+@pytest.mark.parametrize(("address", "problem"), NON_PUBLIC_ADDRESSES)
+def test_check_refuses_a_host_that_resolves_to_a_non_public_address(
+    address: str, problem: str, connections: list[tuple[str, int]]
+) -> None:
+    resolver = StubResolver({"media.example": ["93.184.216.34", address]})
+
+    with pytest.raises(SourceRefused, match=problem):
+        check_source_url("https://media.example/clip.mp4", resolver=resolver)
+
+    assert connections == []
+
+
+def test_check_refuses_a_private_address_literal() -> None:
+    with pytest.raises(
+        SourceRefused, match=re.escape("The host 192.168.1.10 resolves to a private network")
+    ):
+        check_source_url("http://192.168.1.10/clip.mp4", resolver=StubResolver({}))
+
+
+def test_check_refuses_loopback_unless_allowed() -> None:
+    resolver = StubResolver({"media.example": ["127.0.0.1"]})
+
+    with pytest.raises(SourceRefused, match="loopback"):
+        check_source_url("http://media.example/", resolver=resolver)
+    check_source_url("http://media.example/", resolver=resolver, allow_loopback=True)
+
+
+def test_check_refuses_a_host_that_does_not_resolve() -> None:
+    with pytest.raises(SourceRefused, match=re.escape("nowhere.example could not be resolved")):
+        check_source_url("http://nowhere.example/", resolver=StubResolver({}))
 
 
 # Refused by the response
@@ -534,6 +640,11 @@ def test_refuses_a_truncated_body(http_server: Server, tmp_path: Path) -> None:
     assert not target.exists()
 
 
+def test_refuses_conflicting_lengths(http_server: Server, tmp_path: Path) -> None:
+    with pytest.raises(SourceRefused, match=re.escape("127.0.0.1 did not send a valid HTTP")):
+        fetch(http_server.url("/two-lengths"), tmp_path / "source.mp4")
+
+
 def test_refuses_an_error_status(http_server: Server, tmp_path: Path) -> None:
     target = tmp_path / "source.mp4"
 
@@ -565,6 +676,36 @@ def test_times_out_on_the_overall_deadline(path: str, http_server: Server, tmp_p
 
     assert time.monotonic() - started < 1.5
     assert not target.exists()
+
+
+@pytest.mark.parametrize("path", ["/slow-body", "/slow-headers"])
+def test_times_out_over_tls_on_the_overall_deadline(
+    path: str, https_server: Server, tmp_path: Path, trust_test_certificate: None
+) -> None:
+    resolver = StubResolver({"media.test": ["127.0.0.1"]})
+    url = https_server.url(path, host="media.test", scheme="https")
+    target = tmp_path / "source.mp4"
+    started = time.monotonic()
+
+    with pytest.raises(SourceRefused, match=re.escape("timed out after 0.5 seconds")):
+        fetch(url, target, resolver=resolver, timeout_seconds=0.5)
+
+    assert time.monotonic() - started < 1.5
+    assert https_server.paths == [path]
+    assert not target.exists()
+
+
+def test_times_out_during_a_stalled_tls_handshake(tmp_path: Path) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        url = f"https://127.0.0.1:{listener.getsockname()[1]}/small"
+        started = time.monotonic()
+
+        with pytest.raises(SourceRefused, match=re.escape("timed out after 0.5 seconds")):
+            fetch(url, tmp_path / "source.mp4", timeout_seconds=0.5)
+
+    assert time.monotonic() - started < 1.5
 
 
 # Network failures

@@ -3,16 +3,14 @@ import itertools
 import pytest
 
 from generations.states import (
-    GENERATION_TRANSITIONS,
-    ITEM_TRANSITIONS,
     GenerationStatus,
-    InvalidTransition,
+    GenerationTransition,
     ItemStatus,
-    can_transition,
-    can_transition_item,
-    ensure_item_transition,
-    ensure_transition,
+    ItemTransition,
+    can_cancel,
+    can_retry,
     rollup_status,
+    sources_of,
 )
 
 G = GenerationStatus
@@ -43,36 +41,92 @@ ALLOWED_ITEM = {
     (S.CANCELLED, S.QUEUED),
 }
 
+GENERATION_TRANSITIONS = {
+    "START": ({G.PENDING}, {G.PROCESSING}),
+    "CANCEL": ({G.PENDING, G.PROCESSING}, {G.CANCELLED}),
+    "END": ({G.PROCESSING}, {G.COMPLETED, G.PARTIAL_SUCCESS, G.FAILED, G.CANCELLED}),
+    "REFUSE": ({G.PENDING}, {G.FAILED}),
+    "RETRY": ({G.PARTIAL_SUCCESS, G.FAILED, G.CANCELLED}, {G.PROCESSING}),
+}
 
-def test_every_status_has_a_transition_entry():
-    assert set(GENERATION_TRANSITIONS) == set(G.values)
-    assert set(ITEM_TRANSITIONS) == set(S.values)
+ITEM_TRANSITIONS = {
+    "CLAIM": ({S.QUEUED}, {S.PROCESSING}),
+    "COMPLETE": ({S.PROCESSING}, {S.COMPLETED}),
+    "FAIL": ({S.PROCESSING}, {S.FAILED}),
+    "REQUEUE": ({S.PROCESSING}, {S.QUEUED}),
+    "STOP": ({S.PROCESSING}, {S.CANCELLED}),
+    "CANCEL": ({S.QUEUED}, {S.CANCELLED}),
+    "REFUSE": ({S.QUEUED}, {S.FAILED}),
+    "RETRY": ({S.FAILED, S.CANCELLED}, {S.QUEUED}),
+}
+
+
+@pytest.mark.parametrize(
+    ("transitions", "expected"),
+    [(GenerationTransition, GENERATION_TRANSITIONS), (ItemTransition, ITEM_TRANSITIONS)],
+)
+def test_each_transition_has_exactly_its_sources_and_targets(transitions, expected):
+    assert {
+        transition.name: (set(transition.sources), set(transition.targets))
+        for transition in transitions
+    } == expected
+
+
+@pytest.mark.parametrize(
+    ("transitions", "statuses"), [(GenerationTransition, G), (ItemTransition, S)]
+)
+def test_transitions_name_only_known_statuses(transitions, statuses):
+    named = set().union(*(t.sources | t.targets for t in transitions))
+
+    assert named == set(statuses.values)
 
 
 @pytest.mark.parametrize(("current", "target"), list(itertools.product(G, G)))
 def test_generation_transition_table(current, target):
     allowed = (current, target) in ALLOWED_GENERATION
-    assert can_transition(current, target) is allowed
-    if allowed:
-        ensure_transition(current, target)
-    else:
-        with pytest.raises(InvalidTransition, match=f"from {current.value} to {target.value}"):
-            ensure_transition(current, target)
+    assert (current in sources_of(target)) is allowed
+    assert (
+        any(
+            current in transition.sources and target in transition.targets
+            for transition in GenerationTransition
+        )
+        is allowed
+    )
 
 
 @pytest.mark.parametrize(("current", "target"), list(itertools.product(S, S)))
 def test_item_transition_table(current, target):
     allowed = (current, target) in ALLOWED_ITEM
-    assert can_transition_item(current, target) is allowed
-    if allowed:
-        ensure_item_transition(current, target)
-    else:
-        with pytest.raises(InvalidTransition):
-            ensure_item_transition(current, target)
+    assert (
+        any(
+            current in transition.sources and target in transition.targets
+            for transition in ItemTransition
+        )
+        is allowed
+    )
 
 
 def test_completed_generation_is_never_reopened():
-    assert not GENERATION_TRANSITIONS[G.COMPLETED]
+    assert not any(G.COMPLETED in sources_of(target) for target in G)
+
+
+@pytest.mark.parametrize("status", list(G))
+def test_only_pending_or_processing_can_be_cancelled(status):
+    assert can_cancel(status) is (status in {G.PENDING, G.PROCESSING})
+
+
+@pytest.mark.parametrize("status", list(G))
+def test_only_an_ended_generation_short_of_completed_can_be_retried(status):
+    assert can_retry(status) is (status in {G.PARTIAL_SUCCESS, G.FAILED, G.CANCELLED})
+
+
+@pytest.mark.parametrize("transition", [*GenerationTransition, *ItemTransition])
+def test_target_is_the_one_status_a_transition_leads_to(transition):
+    if len(transition.targets) == 1:
+        assert transition.target in transition.targets
+    else:
+        with pytest.raises(LookupError, match="one of several statuses"):
+            _ = transition.target
 
 
 def _expected_rollup(total, completed, failed, cancelled, cancel_requested):

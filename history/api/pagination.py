@@ -3,11 +3,10 @@ page-number pagination on request (`?page=N`) for UIs, whose total is counted on
 API_COUNT_CAP rows."""
 
 from collections.abc import Sequence
-from functools import cached_property
 from typing import Any, cast
 
 from django.conf import settings
-from django.core.paginator import Page, Paginator
+from django.core.paginator import Page
 from django.db.models import QuerySet
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import BasePagination, CursorPagination, PageNumberPagination
@@ -15,17 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-
-class CappedCountPaginator(Paginator):  # type: ignore[type-arg]
-    """Counts at most API_COUNT_CAP + 1 rows instead of the whole table."""
-
-    @cached_property
-    def count(self) -> int:
-        object_list = self.object_list
-        if isinstance(object_list, QuerySet):
-            # Ids only: annotations (such as the thumbnail subquery) stay out of the count.
-            return object_list.order_by().values("pk")[: settings.API_COUNT_CAP + 1].count()
-        return len(object_list)
+from history.pagination import CappedCountPaginator
 
 
 def _strict_page_size(request: Request, query_param: str, default: int, maximum: int) -> int:

@@ -31,7 +31,7 @@ from generations import selectors, services
 from generations.manifest import archive_filename, generation_archive_entries
 from generations.models import Generation, Item, Variant
 from generations.stats import generation_stats
-from history.api.filters import GenerationFilter, GenerationOrderingFilter
+from history.api.filters import GenerationOrderingFilter
 from history.api.pagination import CappedPageNumberPagination, HistoryPagination
 from history.api.schema import ACTION_ERRORS, LIST_ERRORS, READ_ERRORS, WRITE_ERRORS, errors
 from history.api.serializers import (
@@ -43,6 +43,7 @@ from history.api.serializers import (
     RegenerateSerializer,
     VariantSerializer,
 )
+from history.filters import GenerationFilter
 from storage.archive import stream_zip
 from storage.services import object_url
 
@@ -232,7 +233,9 @@ class GenerationViewSet(
     )
     @action(detail=True, methods=["get"])
     def progress(self, request: Request, pk: str) -> Response:
-        snapshot = _get_or_404(selectors.progress_snapshot, user=request.user, generation_id=pk)
+        snapshot = _get_or_404(
+            selectors.generation_progress_snapshot, user=request.user, generation_id=pk
+        )
         body = ProgressSerializer(snapshot).data
         etag = '"{}"'.format(
             hashlib.sha256(
@@ -253,7 +256,7 @@ class GenerationViewSet(
     )
     @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def variants(self, request: Request, pk: str) -> Response:
-        variants = selectors.variants_of(self._generation())
+        variants = selectors.variant_list(self._generation())
         return Response(VariantSerializer(variants, many=True).data)
 
     @extend_schema(
@@ -291,7 +294,7 @@ class VariantViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):  # typ
     )
     @action(detail=True, methods=["get"])
     def items(self, request: Request, pk: str) -> Response:
-        items = selectors.items_of(self.get_object())
+        items = selectors.item_list(self.get_object())
         return Response(
             ItemSerializer(items, many=True, context=self.get_serializer_context()).data
         )
@@ -342,7 +345,7 @@ class LibraryView(ListAPIView):  # type: ignore[type-arg]
     def get_queryset(self) -> QuerySet[Generation]:
         if getattr(self, "swagger_fake_view", False):
             return Generation.objects.none()
-        return selectors.library(self.request.user)  # type: ignore[arg-type]
+        return selectors.generation_library_list(self.request.user)  # type: ignore[arg-type]
 
 
 @extend_schema(
@@ -359,7 +362,7 @@ class TrashView(ListAPIView):  # type: ignore[type-arg]
     def get_queryset(self) -> QuerySet[Generation]:
         if getattr(self, "swagger_fake_view", False):
             return Generation.objects.none()
-        return selectors.generations_in_trash(self.request.user)  # type: ignore[arg-type]
+        return selectors.generation_trash_list(self.request.user)  # type: ignore[arg-type]
 
 
 class StatsView(APIView):

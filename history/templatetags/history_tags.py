@@ -1,14 +1,8 @@
 from django import template
 
-from generations.kinds import GenerationKind
+from generations.kinds import KINDS
 
 register = template.Library()
-
-ITEM_NOUNS: dict[str, str] = {
-    GenerationKind.VIDEO_AD: "items",
-    GenerationKind.SPEECH: "tracks",
-    GenerationKind.IMAGE: "images",
-}
 
 
 @register.simple_tag
@@ -18,11 +12,13 @@ def percent(part: int, total: int) -> int:
 
 
 @register.filter
-def item_noun(kind: str) -> str:
-    """What a kind's items are called: items, tracks or images."""
-    return (
-        ITEM_NOUNS.get(GenerationKind(kind), "items") if kind in GenerationKind.values else "items"
-    )
+def item_noun(kind: str, count: int = 2) -> str:
+    """What `count` of a kind's items are called: `scenes`, `1 track`'s `track`, ...;
+    `items` for a kind that is not known."""
+    spec = KINDS.get(kind)
+    if spec is None:
+        return "item" if count == 1 else "items"
+    return spec.noun(count)
 
 
 @register.filter

@@ -1,7 +1,13 @@
 import pytest
-from rest_framework.test import APIClient
 
-from generations import dispatch, pipeline, services
+from generations import dispatch
+
+# Kept importable from here: several history test modules import them from this conftest.
+from generations.tests.pipeline_helpers import make_images
+from generations.tests.pipeline_helpers import run_pipeline as run_in_process
+from tests.helpers import api_client_for
+
+__all__ = ["make_images", "run_in_process"]
 
 
 @pytest.fixture(autouse=True)
@@ -14,40 +20,12 @@ def sent(monkeypatch):
 
 @pytest.fixture
 def api(owner):
-    client = APIClient()
-    client.force_authenticate(owner)
-    return client
+    return api_client_for(owner)
 
 
 @pytest.fixture
 def other_api(other_user):
-    client = APIClient()
-    client.force_authenticate(other_user)
-    return client
-
-
-def run_in_process(generation):
-    """Do what the workers would: the stages, then every queued item."""
-    for item_id in pipeline.generation_prepare(generation_id=generation.id):
-        pipeline.item_render(item_id=item_id, claim_token=f"test-{item_id}")
-    generation.refresh_from_db()
-    return generation
-
-
-def make_images(owner, *, run=True, **input_overrides):
-    """A small image generation (two variants of one 64x64 image), run unless run=False."""
-    generation = services.generation_create(
-        owner=owner,
-        kind="image",
-        input={
-            "prompt": "A red kite over the dunes",
-            "variants": ["a", "b"],
-            "width": 64,
-            "height": 64,
-            **input_overrides,
-        },
-    )
-    return run_in_process(generation) if run else generation
+    return api_client_for(other_user)
 
 
 @pytest.fixture

@@ -442,6 +442,29 @@ def test_regenerate_with_bad_overrides_is_a_400(api, completed):
     assert "input.width" in _error(response)["fields"]
 
 
+def test_an_unknown_input_field_is_a_400_that_names_it(api):
+    response = api.post(
+        "/api/generations/",
+        {"kind": "video_ad", "input": {"prompt": "A kite", "scene_second": 5}},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert list(_error(response)["fields"]) == ["input.scene_second"]
+    assert not Generation.objects.exists()
+
+
+def test_an_unknown_override_is_a_400_that_names_it(api, completed):
+    response = api.post(
+        f"/api/generations/{completed.id}/regenerate/",
+        {"overrides": {"colour": "red"}},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert list(_error(response)["fields"]) == ["input.colour"]
+
+
 def test_retry_of_a_completed_generation_is_a_409(api, completed):
     response = api.post(f"/api/generations/{completed.id}/retry/")
 

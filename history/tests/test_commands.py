@@ -5,8 +5,8 @@ from django.core.management import CommandError, call_command
 pytestmark = pytest.mark.django_db
 
 
-def test_creates_a_superuser_with_a_printed_password(capsys, monkeypatch):
-    monkeypatch.delenv("DJANGO_SUPERUSER_PASSWORD", raising=False)
+def test_creates_a_superuser_with_a_printed_password(capsys, settings):
+    settings.SUPERUSER_PASSWORD = ""
 
     call_command("ensure_admin")
 
@@ -17,9 +17,9 @@ def test_creates_a_superuser_with_a_printed_password(capsys, monkeypatch):
     assert admin.check_password(password)
 
 
-def test_uses_credentials_from_the_environment(monkeypatch):
-    monkeypatch.setenv("DJANGO_SUPERUSER_USERNAME", "ops")
-    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "a long passphrase")
+def test_uses_credentials_from_the_settings(settings):
+    settings.SUPERUSER_USERNAME = "ops"
+    settings.SUPERUSER_PASSWORD = "a long passphrase"
 
     call_command("ensure_admin")
 
@@ -35,8 +35,8 @@ def test_does_nothing_when_a_superuser_exists(capsys):
     assert get_user_model().objects.count() == 1
 
 
-def test_refuses_to_promote_an_existing_user(owner, monkeypatch):
-    monkeypatch.setenv("DJANGO_SUPERUSER_USERNAME", owner.username)
+def test_refuses_to_promote_an_existing_user(owner, settings):
+    settings.SUPERUSER_USERNAME = owner.username
 
     with pytest.raises(CommandError, match="not a superuser"):
         call_command("ensure_admin")

@@ -11,7 +11,8 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from generations import pipeline, services
+from generations import services
+from generations.pipeline.prepare import generation_prepare
 from history.tests.conftest import make_images, run_in_process
 
 pytestmark = pytest.mark.django_db
@@ -174,7 +175,7 @@ def test_failed_items_show_their_error_and_a_retry_action(client, owner):
 
 def test_a_processing_generation_can_be_cancelled_and_shows_queued_items(client, owner):
     generation = make_video(owner, items=2, run=False)
-    pipeline.generation_prepare(generation_id=generation.id)
+    generation_prepare(generation_id=generation.id)
 
     html = page(client, generation)
 

@@ -79,7 +79,7 @@ def test_generate_starts_with_the_video_ad_form_and_its_defaults(client):
     assert 'href="/generate?kind=video_ad" aria-current="page">Video ad</a>' in body
     assert 'href="/generate?kind=speech">Speech</a>' in body
     assert '<input type="hidden" name="kind" value="video_ad">' in body
-    for label in ("Title", "Prompt", "Items per variant", "Seconds per item", "Source URL"):
+    for label in ("Title", "Prompt", "Scenes per variant", "Seconds per scene", "Source URL"):
         assert f">{label}</label>" in body
     assert "<legend>Variants</legend>" in body
     for variant in ("soft", "medium", "aggressive", "ultra"):
@@ -192,7 +192,7 @@ def test_errors_appear_next_to_their_fields(client, owner):
     )
     assert '<details class="advanced" open>' in body  # width is an advanced field
     assert 'role="alert"' in body
-    assert '<a href="#id_scenes_per_variant">Items per variant: Must be between' in body
+    assert '<a href="#id_scenes_per_variant">Scenes per variant: Must be between' in body
     # What was typed is kept.
     assert 'name="scenes_per_variant" value="99"' in body
 

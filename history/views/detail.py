@@ -18,18 +18,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from generations import selectors
-from generations.kinds import GenerationKind
+from generations.kinds import kind_spec
 from generations.models import Generation, GenerationMetadata, Item, Variant
-from generations.progress import elapsed_seconds
-from generations.states import ACTIVE_GENERATION_STATUSES, GenerationStatus, ItemStatus
+from generations.states import ACTIVE_GENERATION_STATUSES, ItemStatus, can_cancel, can_retry
 from history.views.access import owned_generation, page_user
 from storage.services import StorageUnavailable, object_url
 
 COMPARE_CHOICES = 50
-RETRYABLE_STATUSES = frozenset(
-    {GenerationStatus.FAILED, GenerationStatus.PARTIAL_SUCCESS, GenerationStatus.CANCELLED}
-)
-ITEM_NAMES = {GenerationKind.VIDEO_AD: "Item", GenerationKind.SPEECH: "Track"}
 STAGES = [
     ("analysis", "Analysis"),
     ("transformation", "Transformation"),
@@ -70,6 +65,8 @@ class GenerationPage:
     generation: Generation
     variants: list[VariantSection]
     item_name: str
+    # How an item is shown: "video", "audio" or "image" (`KindSpec.player`).
+    player: str
     live: bool
     elapsed: float | None
     can_cancel: bool
@@ -125,7 +122,7 @@ def compare(request: HttpRequest) -> HttpResponse:
     same = len(chosen) == 2 and chosen["a"].id == chosen["b"].id
     if len(chosen) < 2 or same:
         choices = (
-            selectors.generations_visible_to(user)
+            selectors.generation_scope(user)
             .order_by("-created_at")
             .only("id", "title", "kind", "created_at")[:COMPARE_CHOICES]
         )
@@ -158,9 +155,10 @@ def _uuid(value: str) -> UUID:
 
 
 def _generation_page(generation: Generation) -> GenerationPage:
+    spec = kind_spec(generation.kind)
     live = generation.status in ACTIVE_GENERATION_STATUSES
     if live:
-        elapsed: float | None = elapsed_seconds(generation, timezone.now())
+        elapsed: float | None = generation.elapsed_seconds(timezone.now())
     else:
         elapsed = generation.generation_time_seconds
     variants = [
@@ -170,11 +168,12 @@ def _generation_page(generation: Generation) -> GenerationPage:
     return GenerationPage(
         generation=generation,
         variants=variants,
-        item_name=ITEM_NAMES.get(GenerationKind(generation.kind), "Image"),
+        item_name=spec.item_noun.capitalize(),
+        player=spec.player,
         live=live,
         elapsed=elapsed,
-        can_cancel=live,
-        can_retry=generation.status in RETRYABLE_STATUSES,
+        can_cancel=can_cancel(generation.status),
+        can_retry=can_retry(generation.status),
         can_download=generation.completed_items > 0,
     )
 
@@ -207,7 +206,7 @@ def _lineage(user: User, generation: Generation) -> tuple[Generation | None, lis
     ids = [*child_ids, *([generation.parent_id] if generation.parent_id else [])]
     found = {
         related.id: related
-        for related in selectors.generations_visible_to(user)
+        for related in selectors.generation_scope(user)
         .filter(id__in=ids)
         .only("id", "title", "kind", "status", "created_at")
     }

@@ -19,11 +19,11 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from generations import services
 from generations.errors import ActionRefused, InputError
-from generations.kinds import GenerationKind
+from generations.kinds import KINDS, GenerationKind, kind_spec
 from generations.models import Generation
+from generations.providers import get_provider
 from generations.states import ACTIVE_GENERATION_STATUSES
-from history.forms import GENERATION_FORMS, GenerationForm, VideoAdForm, kind_defaults
-from history.templatetags.history_tags import item_noun
+from history.forms import GenerationForm, kind_defaults
 from history.views.access import owned_generation, page_user
 
 
@@ -61,12 +61,16 @@ def _parent(request: HttpRequest, params: QueryDict) -> Generation | None:
     return owned_generation(request, parent_id)
 
 
-def _build_form(
-    form_class: type[GenerationForm], parent: Generation | None, **kwargs: Any
-) -> GenerationForm:
-    if form_class is VideoAdForm:
-        kwargs["stored_source"] = str(parent.input.get("source_key", "")) if parent else ""
-    return form_class(**kwargs)
+def _build_form(kind: str, parent: Generation | None, **kwargs: Any) -> GenerationForm:
+    """The form of `kind`, offering the fault-injection fields when the provider the
+    generation will run on takes them."""
+    provider = get_provider(parent.provider if parent else settings.GENVAULT_DEFAULT_PROVIDER)
+    return GenerationForm(
+        spec=kind_spec(kind),
+        fault_injection=provider.capabilities.fault_injection,
+        stored_source=str(parent.input.get("source_key", "")) if parent else "",
+        **kwargs,
+    )
 
 
 def _submit(
@@ -103,12 +107,11 @@ def generate(request: HttpRequest) -> HttpResponse:
     parent = _parent(request, params)
     requested = params.get("kind", "")
     kind = parent.kind if parent else requested
-    if kind not in GENERATION_FORMS:
+    if kind not in KINDS:
         kind = GenerationKind.VIDEO_AD
-    form_class = GENERATION_FORMS[kind]
 
     if request.method == "POST":
-        form = _build_form(form_class, parent, data=request.POST, files=request.FILES)
+        form = _build_form(kind, parent, data=request.POST, files=request.FILES)
         if form.is_valid():
             try:
                 generation = _submit(request, kind, form, parent)
@@ -117,24 +120,20 @@ def generate(request: HttpRequest) -> HttpResponse:
             except ActionRefused as refused:
                 form.add_error(None, str(refused))
             else:
-                noun = item_noun(generation.kind)
-                messages.success(
-                    request,
-                    f"Generation submitted: {generation.total_items} {noun} queued.",
-                )
+                items = kind_spec(generation.kind).count(generation.total_items)
+                messages.success(request, f"Generation submitted: {items} queued.")
                 return redirect(_detail_url(generation))
     else:
-        initial = (
-            form_class.initial_from(parent.input, title=parent.title)
-            if parent
-            else form_class.initial_from(kind_defaults(kind))
-        )
-        form = _build_form(form_class, parent, initial=initial)
+        form = _build_form(kind, parent)
+        if parent:
+            form.initial_from(parent.input, title=parent.title)
+        else:
+            form.initial_from(kind_defaults(form.spec, fault_injection=form.fault_injection))
 
     context = {
         "form": form,
         "kind": kind,
-        "kind_label": GenerationKind(kind).label,
+        "kind_label": form.spec.label,
         "kinds": GenerationKind.choices,
         "parent": parent,
     }
@@ -177,8 +176,8 @@ def retry(request: HttpRequest, generation_id: UUID) -> HttpResponse:
     except ActionRefused as refused:
         messages.error(request, str(refused))
     else:
-        noun = item_noun(generation.kind)
-        messages.success(request, f"Retrying {queued} {noun}; the completed ones are kept.")
+        items = kind_spec(generation.kind).count(queued)
+        messages.success(request, f"Retrying {items}; the completed ones are kept.")
     return _back(request, _detail_url(generation))
 
 

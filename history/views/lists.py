@@ -21,20 +21,16 @@ from django_htmx.middleware import HtmxDetails
 
 from generations import selectors
 from generations.models import Generation
-from generations.states import ACTIVE_GENERATION_STATUSES, GenerationStatus
-from history.api.filters import GenerationFilter
-from history.api.pagination import CappedCountPaginator
+from generations.states import ACTIVE_GENERATION_STATUSES, can_retry
+from history.filters import GenerationFilter
 from history.forms import HistoryFilterForm, LibraryFilterForm, ListFilterForm
+from history.pagination import CappedCountPaginator
 from history.views.access import page_user
 from storage.services import object_url
 
 HISTORY_PAGE_SIZE = 20
 LIBRARY_PAGE_SIZE = 24  # fills rows of 2, 3, 4 and 6 tiles
 TRASH_PAGE_SIZE = 50
-
-RETRYABLE_STATUSES = frozenset(
-    {GenerationStatus.FAILED, GenerationStatus.PARTIAL_SUCCESS, GenerationStatus.CANCELLED}
-)
 
 
 @dataclass(frozen=True)
@@ -51,7 +47,7 @@ class Card:
 
     @property
     def can_retry(self) -> bool:
-        return self.generation.status in RETRYABLE_STATUSES
+        return can_retry(self.generation.status)
 
     @classmethod
     def of(cls, generation: Generation) -> "Card":
@@ -137,7 +133,9 @@ def _polling_page(request: HttpRequest) -> str:
 @login_required
 @require_safe
 def trash(request: HttpRequest) -> HttpResponse:
-    listing = _listing(request, selectors.generations_in_trash(page_user(request)), TRASH_PAGE_SIZE)
+    listing = _listing(
+        request, selectors.generation_trash_list(page_user(request)), TRASH_PAGE_SIZE
+    )
     retention = timedelta(days=settings.TRASH_RETENTION_DAYS)
     items = [
         TrashItem(generation=generation, purge_at=generation.deleted_at + retention)
@@ -157,7 +155,7 @@ def trash(request: HttpRequest) -> HttpResponse:
 @require_safe
 def library(request: HttpRequest) -> HttpResponse:
     form = LibraryFilterForm(request.GET)
-    generations = _filtered(form, selectors.library(page_user(request)))
+    generations = _filtered(form, selectors.generation_library_list(page_user(request)))
     listing = _listing(request, generations, LIBRARY_PAGE_SIZE)
     context = {"form": form, "listing": listing, "cards": _cards(listing.page)}
     return render(request, "history/library.html", context)

@@ -11,7 +11,7 @@ from rest_framework import serializers, viewsets
 from rest_framework.pagination import PageNumberPagination
 
 from generations.models import Generation, Item, Variant
-from generations.progress import ItemResult
+from generations.pipeline.lifecycle import ItemResult
 from generations.states import ItemStatus
 
 

@@ -23,6 +23,7 @@ from tests.bench import measure
 from tests.bench.baselines import NaiveGenerationViewSet
 from tests.bench.measure import Result, ms
 from tests.bench.seed import COMMON_TERM, RARE_TERM
+from tests.helpers import signed_in
 
 SHORT_TERM = "ne"
 
@@ -248,8 +249,7 @@ def admin_changelists(ctx: Context) -> list[Result]:
     problem = admin_available()
     if problem:
         return [Result(section, "all", "", f"not measured: admin not available ({problem})")]
-    client = Client()
-    client.force_login(ctx.staff)
+    client = signed_in(ctx.staff)
     results = []
     for label, path, table in (
         ("generations (1M x scale)", "generations/generation/", "generations_generation"),
@@ -300,8 +300,7 @@ def search(ctx: Context) -> list[Result]:
             result.met = False
         results.append(result)
     if admin_available() is None:
-        client = Client()
-        client.force_login(ctx.staff)
+        client = signed_in(ctx.staff)
         for term in (RARE_TERM, SHORT_TERM):
             call = _page(client, "/admin/generations/generation/?" + urlencode({"q": term}))
             result = _pair(

@@ -11,7 +11,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -25,26 +24,17 @@ from config.celery import app
 from generations import services
 from generations.dispatch import RENDER_ITEM
 from generations.models import Generation, Item, Variant
-from generations.pipeline import item_render
-from generations.progress import ItemResult, item_claim, item_complete
+from generations.pipeline.lifecycle import item_claim, item_complete
+from generations.pipeline.render import item_render
+from generations.purge import generations_purge_expired
 from generations.selectors import trash_cutoff
-from generations.services import generations_purge_expired
+from generations.tests.pipeline_helpers import provider_result
 from storage.services import objects_delete, prefix_delete
 from tests.bench import baselines, database, measure, worker_app
 from tests.bench.measure import Result, ms
 
-RESULT = ItemResult(
-    asset_key="bench/asset.mp4",
-    thumbnail_key="bench/thumb.jpg",
-    content_type="video/mp4",
-    file_size=1000,
-    checksum="0" * 64,
-    duration_seconds=1.0,
-    width=64,
-    height=64,
-    cost=Decimal("0.0100"),
-    provider_job_id="bench",
-    provider_status="done",
+RESULT = provider_result(
+    asset_key="bench/asset.mp4", thumbnail_key="bench/thumb.jpg", provider_job_id="bench"
 )
 LABELS = ("soft", "medium", "aggressive", "ultra")
 Step = Callable[..., Any]

@@ -22,10 +22,10 @@ _done = redis.Redis.from_url(os.environ.get("BENCH_DONE_URL", "redis://127.0.0.1
 
 @app.task(name=BARE_ITEM)
 def bare_item(item: dict[str, Any]) -> None:
-    """Produce and store one item with the code `pipeline.item_render` uses, untracked."""
+    """Produce and store one item with the code `item_render` uses, untracked."""
     # Imported here: the worker loads this module before it sets Django up.
-    from generations import pipeline
-    from generations.progress import ClaimedItem
+    from generations.pipeline.lifecycle import ClaimedItem
+    from generations.pipeline.render import item_produce_and_store
 
     claimed = ClaimedItem(
         id=uuid.UUID(item["id"]),
@@ -41,7 +41,7 @@ def bare_item(item: dict[str, Any]) -> None:
         parameters=item["parameters"],
         generation_status="processing",
     )
-    pipeline.item_produce_and_store(claimed, checkpoint=lambda: None)
+    item_produce_and_store(claimed, checkpoint=lambda: None)
 
 
 @task_postrun.connect

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.test import Client
 
-from tests.conftest import ARTIFACTS
-from tests.tiers import services_required
+from tests.helpers import ARTIFACTS, mark_tests, signed_in
+from tests.tiers import skip_or_fail
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update"]
@@ -22,14 +21,19 @@ WIDTHS = (1280, 390)
 _not_run: list[str] = []
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test here drives Chromium: `browser`, which `make test-fast` leaves out.
+    First, so that `-m` sees the marker."""
+    mark_tests(items, pytest.mark.browser, folder=Path(__file__).parent)
+
+
 @pytest.fixture(scope="package")
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists():
         reason = f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)"
-        if services_required():
-            pytest.fail(f"REQUIRE_SERVICES=1: {reason}")
         _not_run.append(reason)
-        pytest.skip(f"Browser tests did not run: {reason}")
+        skip_or_fail(f"Browser tests did not run: {reason}")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -62,13 +66,12 @@ def page_for(browser, live_server):
             base_url=live_server.url, viewport={"width": WIDTHS[0], "height": 900}
         )
         if user is not None:
-            client = Client()
-            client.force_login(user)
+            session = signed_in(user).cookies[settings.SESSION_COOKIE_NAME].value
             context.add_cookies(
                 [
                     {
                         "name": settings.SESSION_COOKIE_NAME,
-                        "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
+                        "value": session,
                         "url": live_server.url,
                     }
                 ]

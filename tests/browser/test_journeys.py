@@ -7,7 +7,7 @@ import pytest
 
 from generations import services
 from generations.tests.factories import UserFactory
-from history.tests.conftest import make_images
+from generations.tests.pipeline_helpers import make_images, run_pipeline
 from tests.browser.conftest import screenshot
 from tests.workers import wait_until_ended
 
@@ -31,6 +31,14 @@ def _status_text(page):
     return page.locator("#live-region .badge").first.inner_text().strip()
 
 
+def _badge_shows(page, status: str, *, timeout: float = LONG) -> None:
+    page.wait_for_function(
+        "status => document.querySelector('#live-region .badge')?.textContent.includes(status)",
+        arg=status,
+        timeout=timeout,
+    )
+
+
 def test_sign_in_submit_watch_and_play(page_for, start_worker):
     start_worker()
     user = UserFactory(username="maria")
@@ -50,17 +58,14 @@ def test_sign_in_submit_watch_and_play(page_for, start_worker):
     page.get_by_label("Prompt").fill("A reusable water bottle on a mountain trail at sunrise")
     for label in ("Medium", "Aggressive"):
         page.get_by_label(label, exact=True).uncheck()
-    page.get_by_label("Items per variant").fill("2")
-    page.get_by_label("Seconds per item").fill("1")
+    page.get_by_label("Scenes per variant").fill("2")
+    page.get_by_label("Seconds per scene").fill("1")
     page.get_by_role("button", name="Start generation").click()
     page.wait_for_url(re.compile(r"/generations/[0-9a-f-]{36}$"))
 
     page.evaluate("window.__sameDocument = true")
     _progress_is_full(page)
-    page.wait_for_function(
-        "() => document.querySelector('#live-region .badge')?.textContent.includes('Completed')",
-        timeout=LONG,
-    )
+    _badge_shows(page, "Completed")
     assert page.evaluate("window.__sameDocument") is True  # no reload happened
     assert page.locator("video").count() == 4
 
@@ -114,17 +119,7 @@ def test_regenerate_starts_a_copy_with_lineage(page_for, owner):
 
 def test_retry_after_an_injected_failure(page_for, owner, start_worker):
     start_worker()
-    generation = services.generation_create(
-        owner=owner,
-        kind="image",
-        input={
-            "prompt": "A red kite",
-            "variants": ["a", "b"],
-            "width": 64,
-            "height": 64,
-            "fail_items": ["b:1"],
-        },
-    )
+    generation = make_images(owner, run=False, prompt="A red kite", fail_items=["b:1"])
     wait_until_ended(generation)
     assert generation.status == "partial_success"
     page = page_for(owner)
@@ -133,10 +128,7 @@ def test_retry_after_an_injected_failure(page_for, owner, start_worker):
     assert "Partial" in _status_text(page)
     screenshot(page, "detail-partial")
     page.locator("#action-retry").click()
-    page.wait_for_function(
-        "() => document.querySelector('#live-region .badge')?.textContent.includes('Completed')",
-        timeout=LONG,
-    )
+    _badge_shows(page, "Completed")
 
     generation.refresh_from_db()
     assert (generation.status, generation.failed_items) == ("completed", 0)
@@ -165,10 +157,7 @@ def test_cancel_a_running_generation(page_for, owner, start_worker):
 
     generation.refresh_from_db()
     assert generation.status == "cancelled"
-    page.wait_for_function(
-        "() => document.querySelector('#live-region .badge')?.textContent.includes('Cancelled')",
-        timeout=30_000,
-    )
+    _badge_shows(page, "Cancelled", timeout=30_000)
     screenshot(page, "detail-cancelled")
 
 
@@ -226,10 +215,8 @@ def test_every_remaining_page_looks_finished(page_for, owner):
         kind="speech",
         input={"text": "Welcome to the spring sale. Everything is on offer."},
     )
-    from history.tests.conftest import run_in_process
-
-    run_in_process(second)
-    run_in_process(speech)
+    run_pipeline(second)
+    run_pipeline(speech)
     page = page_for(owner)
 
     for path, name in (

@@ -1,39 +1,18 @@
 """A fresh checkout with no environment: SQLite, the file broker and local storage under
 a var/ folder, a worker, and `manage.py generate --kind video_ad --wait`."""
 
-import os
 import subprocess
 import sys
 
-from tests.workers import ROOT
-
-SERVICE_VARIABLES = {
-    "DATABASE_URL",
-    "CELERY_BROKER_URL",
-    "AWS_STORAGE_BUCKET_NAME",
-    "AWS_S3_ENDPOINT_URL",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-}
-
-
-def _manage(*arguments, env, timeout=300):
-    return subprocess.run(
-        [sys.executable, "manage.py", *arguments],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+from tests.helpers import ROOT, SERVICE_VARIABLES, environ_without, manage
 
 
 def test_generate_with_wait_on_embedded_defaults(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
-    env.update({"GENVAULT_VAR_DIR": str(tmp_path / "var"), "DJANGO_SUPERUSER_PASSWORD": "pw"})
-    assert _manage("migrate", "--noinput", env=env).returncode == 0
-    assert _manage("ensure_admin", env=env).returncode == 0
+    env = environ_without(
+        SERVICE_VARIABLES, GENVAULT_VAR_DIR=str(tmp_path / "var"), DJANGO_SUPERUSER_PASSWORD="pw"
+    )
+    assert manage("migrate", "--noinput", env=env).returncode == 0
+    assert manage("ensure_admin", env=env).returncode == 0
     log = (tmp_path / "worker.log").open("wb")
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--beat", "-c", "2"],
@@ -44,7 +23,7 @@ def test_generate_with_wait_on_embedded_defaults(tmp_path):
         start_new_session=True,
     )
     try:
-        result = _manage("generate", "--kind", "video_ad", "--wait", env=env)
+        result = manage("generate", "--kind", "video_ad", "--wait", env=env)
     finally:
         worker.terminate()
         worker.wait(timeout=60)

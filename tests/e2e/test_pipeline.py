@@ -13,9 +13,10 @@ from PIL import Image
 
 from generations import services
 from generations.models import Item
-from generations.providers.local_render import render_video
+from generations.providers.local.video import render_video
 from generations.states import GenerationStatus, ItemStatus
 from generations.tests.factories import UserFactory
+from generations.tests.pipeline_helpers import make_images
 from storage.services import object_keys, object_open
 from tests.workers import wait_for, wait_until_ended
 
@@ -204,17 +205,13 @@ def test_eight_worker_processes_keep_every_counter_exact(start_worker):
     owner = UserFactory()
     labels = [f"v{n}" for n in range(8)]
     generations = [
-        services.generation_create(
-            owner=owner,
-            kind="image",
-            input={
-                "prompt": f"Pattern {n}",
-                "variants": labels,
-                "images_per_variant": 8,
-                "width": 64,
-                "height": 64,
-                "fail_rate": 0.1,
-            },
+        make_images(
+            owner,
+            run=False,
+            prompt=f"Pattern {n}",
+            variants=labels,
+            images_per_variant=8,
+            fail_rate=0.1,
         )
         for n in range(8)
     ]

@@ -2,8 +2,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Count
 
 from generations.models import Generation
+from generations.purge import PURGE_BATCH_SIZE, generations_purge_expired
 from generations.selectors import trash_cutoff
-from generations.services import PURGE_BATCH_SIZE, generations_purge_expired
 
 
 class Command(BaseCommand):

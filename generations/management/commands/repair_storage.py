@@ -8,9 +8,9 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from generations.models import Generation
 from generations.selectors import (
-    completed_item_keys,
-    generations_busy_in_storage,
-    referenced_storage_keys,
+    generation_ids_busy_in_storage,
+    generation_storage_keys,
+    item_completed_keys,
 )
 from storage.services import object_delete, object_keys
 
@@ -46,8 +46,8 @@ class Command(BaseCommand):
             else:
                 orphans.append(key)
         for batch in _batches(listed):
-            referenced = referenced_storage_keys(batch)
-            busy = generations_busy_in_storage(batch)
+            referenced = generation_storage_keys(batch)
+            busy = generation_ids_busy_in_storage(batch)
             for generation_id in batch:
                 if generation_id not in busy:
                     unreferenced = listed[generation_id] - referenced.get(generation_id, set())
@@ -59,7 +59,7 @@ class Command(BaseCommand):
         for batch in _batches(ids):
             missing.extend(
                 (item_id, key)
-                for item_id, key in completed_item_keys(batch)
+                for item_id, key in item_completed_keys(batch)
                 if key not in every_listed
             )
 

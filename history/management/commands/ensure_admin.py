@@ -1,9 +1,8 @@
 import secrets
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-
-from config.env import env_str
 
 
 class Command(BaseCommand):
@@ -22,18 +21,18 @@ class Command(BaseCommand):
             if not options["quiet"]:
                 self.stdout.write("A superuser already exists; nothing to do.")
             return
-        username = env_str("DJANGO_SUPERUSER_USERNAME", "admin")
+        username = settings.SUPERUSER_USERNAME
         if user_model.objects.filter(username=username).exists():
             raise CommandError(
                 f"A user named {username!r} exists but is not a superuser; set "
                 "DJANGO_SUPERUSER_USERNAME to another name."
             )
-        password = env_str("DJANGO_SUPERUSER_PASSWORD")
+        password = settings.SUPERUSER_PASSWORD
         generated = not password
         if generated:
             password = secrets.token_urlsafe(12)
         user_model.objects.create_superuser(
-            username=username, email=env_str("DJANGO_SUPERUSER_EMAIL"), password=password
+            username=username, email=settings.SUPERUSER_EMAIL, password=password
         )
         if generated:
             banner = "=" * 60

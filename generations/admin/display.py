@@ -1,19 +1,23 @@
 """HTML fragments for the generations admin: status badges, progress, thumbnails, players
-and formatted JSON. Each works on values already loaded and runs no query; media URLs
-come from `object_url`, so they are short-lived."""
+and formatted JSON, and the item gallery of the generation and variant pages. Each
+fragment works on values already loaded and runs no query; media URLs come from
+`object_url`, so they are short-lived."""
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from itertools import groupby
 from typing import Any
 
+from django.http import HttpRequest, HttpResponse
+from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from generations.kinds import GenerationKind
+from generations.admin.base import AdminMixinBase
+from generations.kinds import Player, kind_spec
 from generations.models import Generation, Item, Variant
 from generations.states import ItemStatus
 from storage.services import StorageUnavailable, object_url
@@ -30,15 +34,27 @@ def admin_link(obj: Generation | Variant | Item, text: str) -> SafeString:
     return format_html('<a href="{}">{}</a>', url, text)
 
 
+def short_id(value: object) -> SafeString:
+    """An id's first eight characters, whole on hover."""
+    return format_html('<code class="gv-id" title="{}">{}</code>', value, str(value)[:8])
+
+
+def over(main: object, sub: object, *, hint: str = "") -> SafeString:
+    """Two lines in a list cell: `main`, unbroken, over a smaller `sub` (`hint` on hover)."""
+    return format_html(
+        '<span class="gv-nowrap">{}</span><span class="gv-sub"{}>{}</span>',
+        main,
+        format_html(' title="{}"', hint) if hint else "",
+        sub,
+    )
+
+
 def generation_cell(generation: Generation, *, link: bool = False) -> SafeString:
     """A generation's title (cut to the column, whole on hover) over its short id."""
     title = str(generation)
     text = format_html('<span class="gv-title" title="{}">{}</span>', title, title)
     return format_html(
-        '{}<code class="gv-id" title="{}">{}</code>',
-        admin_link(generation, text) if link else text,
-        generation.id,
-        str(generation.id)[:8],
+        "{}{}", admin_link(generation, text) if link else text, short_id(generation.id)
     )
 
 
@@ -51,9 +67,13 @@ def trash_badge() -> SafeString:
     return format_html('<span class="gv-badge gv-badge--trash">{}</span>', "In trash")
 
 
-def progress(*, total: int, completed: int, failed: int, cancelled: int) -> SafeString:
-    """The "done/total" count with the failed and cancelled counts, over a bar split the
-    same way."""
+def progress(counted: Generation | Variant) -> SafeString:
+    """The "done/total" count of a generation's or variant's items with the failed and
+    cancelled counts, over a bar split the same way."""
+    total = counted.total_items
+    completed = counted.completed_items
+    failed = counted.failed_items
+    cancelled = counted.cancelled_items
 
     def share(count: int) -> str:
         return f"{count * 100 / total:.1f}" if total else "0"
@@ -83,11 +103,7 @@ def moment(value: datetime | None) -> SafeString:
     if value is None:
         return EMPTY
     local = timezone.localtime(value)
-    return format_html(
-        '<span class="gv-nowrap">{}</span><span class="gv-sub">{}</span>',
-        formats.date_format(local, "Y-m-d"),
-        formats.date_format(local, "H:i:s"),
-    )
+    return over(formats.date_format(local, "Y-m-d"), formats.date_format(local, "H:i:s"))
 
 
 def seconds(value: float | None) -> str:
@@ -100,6 +116,11 @@ def seconds(value: float | None) -> str:
         return f"{value:.1f} s"
     minutes, rest = divmod(round(value), 60)
     return f"{minutes} min {rest:02d} s" if rest else f"{minutes} min"
+
+
+def filesize(size: int | None) -> str:
+    """A file size for people ("2.0 KB"), or a dash for none."""
+    return "—" if size is None else str(filesizeformat(size))
 
 
 def media_url(key: str) -> str | None:
@@ -129,36 +150,53 @@ def json_block(value: Any) -> SafeString:
     return format_html('<pre class="gv-json">{}</pre>', text)
 
 
+def _video(asset: str, thumb: str | None, name: str, item: Item) -> SafeString:
+    return format_html(
+        '<video class="gv-player" controls preload="none" src="{}"{} aria-label="{}"></video>',
+        asset,
+        format_html(' poster="{}"', thumb) if thumb else "",
+        f"{name} (video)",
+    )
+
+
+def _audio(asset: str, thumb: str | None, name: str, item: Item) -> SafeString:
+    return format_html(
+        '{}<audio class="gv-audio" controls preload="none" src="{}" aria-label="{}"></audio>',
+        format_html('<img class="gv-wave" src="{}" alt="Waveform of {}">', thumb, name.lower())
+        if thumb
+        else "",
+        asset,
+        f"{name} (audio)",
+    )
+
+
+def _image(asset: str, thumb: str | None, name: str, item: Item) -> SafeString:
+    return format_html(
+        '<a href="{}"><img class="gv-player" src="{}" alt="{}" loading="lazy"></a>',
+        asset,
+        asset,
+        item.prompt[:140] or f"{name} (image)",
+    )
+
+
+# A completed item's markup, by its kind's player; each takes the file's URL, its poster
+# or waveform's URL (if any), the item's name and the item.
+PLAYERS: dict[Player, Callable[[str, str | None, str, Item], SafeString]] = {
+    "video": _video,
+    "audio": _audio,
+    "image": _image,
+}
+
+
 def item_media(item: Item, *, kind: str) -> SafeString:
-    """A completed item's player (video or audio, with its poster or waveform) or image;
-    otherwise its thumbnail or a word on where it stands. Players load nothing until
-    played (preload="none")."""
+    """A completed item's player (the one its kind's spec names: video or audio, with its
+    poster or waveform, or image); otherwise its thumbnail or a word on where it stands.
+    Players load nothing until played (preload="none")."""
     name = f"Item {item.number}"
     asset = media_url(item.asset_key) if item.status == ItemStatus.COMPLETED else None
     thumb = media_url(item.thumbnail_key)
-    if asset and kind == GenerationKind.VIDEO_AD:
-        return format_html(
-            '<video class="gv-player" controls preload="none" src="{}"{} aria-label="{}"></video>',
-            asset,
-            format_html(' poster="{}"', thumb) if thumb else "",
-            f"{name} (video)",
-        )
-    if asset and kind == GenerationKind.SPEECH:
-        return format_html(
-            '{}<audio class="gv-audio" controls preload="none" src="{}" aria-label="{}"></audio>',
-            format_html('<img class="gv-wave" src="{}" alt="Waveform of {}">', thumb, name.lower())
-            if thumb
-            else "",
-            asset,
-            f"{name} (audio)",
-        )
     if asset:
-        return format_html(
-            '<a href="{}"><img class="gv-player" src="{}" alt="{}" loading="lazy"></a>',
-            asset,
-            asset,
-            item.prompt[:140] or f"{name} (image)",
-        )
+        return PLAYERS[kind_spec(kind).player](asset, thumb, name, item)
     if thumb:
         return format_html(
             '<img class="gv-player" src="{}" alt="Thumbnail of {}" loading="lazy">',
@@ -200,3 +238,24 @@ def item_gallery(items: Iterable[Item], *, kind: str) -> list[dict[str, Any]]:
         }
         for variant, group in groupby(items, key=lambda item: item.variant)
     ]
+
+
+class ItemGalleryMixin(AdminMixinBase):
+    """A change page with its items below the inlines (`_items.html`), from the context
+    that `gallery_context` gives for the object."""
+
+    def gallery_context(self, obj: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> HttpResponse:
+        if obj is not None:
+            context.update(self.gallery_context(obj))
+        return super().render_change_form(request, context, add, change, form_url, obj)

@@ -1,4 +1,5 @@
-"""The stages around rendering: analysis, transformation, prompts and evaluation.
+"""The stages before rendering: analysis, transformation and prompts (the evaluation, after
+rendering, is in `evaluation`).
 
 Each stage returns the JSON saved to the generation's metadata. They are deterministic for
 the same input, so a stage repeated after a redelivery writes the same result again.
@@ -10,24 +11,20 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-from uuid import UUID
 
 from django.conf import settings
-from django.db.models import Count, Sum
 
 from generations.errors import ErrorCode, GenerationError
 from generations.kinds import kind_spec
 from generations.media import previews
 from generations.media.probe import MediaError, probe
-from generations.models import Generation, Item, SourceType
+from generations.models import Generation, SourceType
 from generations.prompting import PromptRequest
 from generations.source_fetch import SourceRefused, fetch_source
-from generations.states import ItemStatus
 from storage.keys import source_key, source_keyframe_key
 from storage.services import StorageUnavailable, object_open, object_save
 
 KEYFRAME_COUNT = 3
-DURATION_TOLERANCE_SECONDS = 0.25
 # Known variant labels map to an intensity; any other label sits in the middle.
 INTENSITY = {"soft": 0.25, "medium": 0.5, "aggressive": 0.75, "ultra": 1.0}
 # (highest intensity, tone, pacing), checked in order.
@@ -163,53 +160,3 @@ def prompts_of(
             transformation=transformation,
         )
     )
-
-
-# Evaluation ---------------------------------------------------------------------------
-
-
-def evaluation_of(generation_id: UUID) -> dict[str, Any]:
-    """Checks of what was actually produced, per variant and overall, from the stored
-    media facts."""
-    generation = Generation.objects.only("kind", "input").get(id=generation_id)
-    target_seconds = generation.input.get("scene_seconds")
-    per_variant = (
-        Item.objects.filter(generation_id=generation_id)
-        .values("variant__label", "status")
-        .annotate(items=Count("id"), seconds=Sum("duration_seconds"), bytes=Sum("file_size"))
-        .order_by("variant__label", "status")
-    )
-    variants: dict[str, dict[str, Any]] = {}
-    for row in per_variant:
-        entry = variants.setdefault(
-            row["variant__label"],
-            {"completed": 0, "failed": 0, "cancelled": 0, "duration_seconds": 0.0, "bytes": 0},
-        )
-        if row["status"] in entry:
-            entry[row["status"]] = row["items"]
-        if row["status"] == ItemStatus.COMPLETED:
-            entry["duration_seconds"] = round(row["seconds"] or 0.0, 3)
-            entry["bytes"] = row["bytes"] or 0
-    off_target = []
-    if target_seconds is not None:
-        off_target = [
-            f"{label}:{number}"
-            for label, number, seconds in Item.objects.filter(
-                generation_id=generation_id, status=ItemStatus.COMPLETED
-            ).values_list("variant__label", "number", "duration_seconds")
-            if seconds is None or abs(seconds - float(target_seconds)) > DURATION_TOLERANCE_SECONDS
-        ]
-    total = sum(v["completed"] + v["failed"] + v["cancelled"] for v in variants.values())
-    completed = sum(v["completed"] for v in variants.values())
-    failure_codes = Counter(
-        Item.objects.filter(generation_id=generation_id, status=ItemStatus.FAILED).values_list(
-            "error_code", flat=True
-        )
-    )
-    return {
-        "variants": variants,
-        "success_rate": round(completed / total, 4) if total else 0.0,
-        "failure_codes": dict(failure_codes),
-        "durations_on_target": not off_target,
-        "off_target_items": off_target,
-    }

@@ -6,63 +6,41 @@ Their lists are ordered by a unique index, so that no page sorts the table, and 
 count a whole table; the item list stays fast at tens of millions of rows.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 from django.contrib import admin
 from django.contrib.admin.utils import flatten_fieldsets
-from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from generations.admin_display import (
+from generations.admin.base import (
+    ItemModelAdmin,
+    ReadOnlyAdminMixin,
+    VariantModelAdmin,
+    VariantTabularInline,
+)
+from generations.admin.display import (
     EMPTY,
     ITEM_LIMIT,
+    ItemGalleryMixin,
     admin_link,
+    filesize,
     generation_cell,
     item_gallery_context,
     item_media,
     moment,
     progress,
     seconds,
+    short_id,
     status_badge,
     thumbnail,
 )
-from generations.admin_lists import (
-    ErrorCodeFilter,
-    EstimatedCountPaginator,
-    FailedWithCodeFilter,
-    StuckFilter,
-    parse_uuid,
-)
-from generations.models import Generation, Item, Variant
-from history.templatetags.history_tags import filesize
-
-if TYPE_CHECKING:
-    # ModelAdmin is generic only in django-stubs.
-    VariantModelAdmin = admin.ModelAdmin[Variant]
-    ItemModelAdmin = admin.ModelAdmin[Item]
-    VariantTabularInline = admin.TabularInline[Variant, Generation]
-else:
-    VariantModelAdmin = ItemModelAdmin = admin.ModelAdmin
-    VariantTabularInline = admin.TabularInline
-
-
-class ReadOnlyAdminMixin:
-    """No add, no Django delete, and change pages that only show: the object's change
-    permission is refused, so Django renders its view-only page and refuses a POST."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Without an object this is the model-level check that actions ask.
-        return obj is None and super().has_change_permission(request)  # type: ignore[misc]
+from generations.admin.filters import ErrorCodeFilter, FailedWithCodeFilter, StuckFilter
+from generations.admin.lists import LargeTableAdminMixin
+from generations.models import Item, Variant
 
 
 class VariantColumnsMixin:
@@ -74,12 +52,7 @@ class VariantColumnsMixin:
 
     @admin.display(description="Items done")
     def progress_column(self, variant: Variant) -> SafeString:
-        return progress(
-            total=variant.total_items,
-            completed=variant.completed_items,
-            failed=variant.failed_items,
-            cancelled=variant.cancelled_items,
-        )
+        return progress(variant)
 
     @admin.display(description="Ended")
     def completed_column(self, variant: Variant) -> SafeString:
@@ -117,7 +90,13 @@ class VariantInline(ReadOnlyAdminMixin, VariantColumnsMixin, VariantTabularInlin
 
 
 @admin.register(Variant)
-class VariantAdmin(ReadOnlyAdminMixin, VariantColumnsMixin, VariantModelAdmin):
+class VariantAdmin(
+    ReadOnlyAdminMixin,
+    LargeTableAdminMixin,
+    ItemGalleryMixin,
+    VariantColumnsMixin,
+    VariantModelAdmin,
+):
     list_display = [
         "label",
         "generation_column",
@@ -134,11 +113,7 @@ class VariantAdmin(ReadOnlyAdminMixin, VariantColumnsMixin, VariantModelAdmin):
     search_help_text = "A variant or generation id, or a variant label (exactly)."
     # The (generation, position) unique index: a total order that needs no sort.
     ordering = ["generation_id", "position"]
-    sortable_by = ()
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
-    paginator = EstimatedCountPaginator
-    list_per_page = 50
+    object_select_related = ("generation",)
     fieldsets = [
         (
             None,
@@ -161,52 +136,23 @@ class VariantAdmin(ReadOnlyAdminMixin, VariantColumnsMixin, VariantModelAdmin):
     ]
     readonly_fields = flatten_fieldsets(fieldsets)
 
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[Variant], search_term: str
-    ) -> tuple[QuerySet[Variant], bool]:
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        found = parse_uuid(term)
-        if found is not None:
-            return queryset.filter(Q(id=found) | Q(generation_id=found)), False
+    def search_by_id(self, queryset: QuerySet[Variant], found: UUID) -> QuerySet[Variant]:
+        return queryset.filter(Q(id=found) | Q(generation_id=found))
+
+    def search_by_text(self, queryset: QuerySet[Variant], term: str) -> QuerySet[Variant]:
         # Exact, so that the label index serves it.
-        return queryset.filter(label=term), False
+        return queryset.filter(label=term)
 
-    def get_object(
-        self, request: HttpRequest, object_id: str, from_field: str | None = None
-    ) -> Variant | None:
-        if from_field is not None:
-            return super().get_object(request, object_id, from_field)
-        try:
-            return (
-                self.get_queryset(request).select_related("generation").get(pk=UUID(str(object_id)))
-            )
-        except (Variant.DoesNotExist, ValidationError, ValueError):
-            return None
-
-    def render_change_form(
-        self,
-        request: HttpRequest,
-        context: dict[str, Any],
-        add: bool = False,
-        change: bool = False,
-        form_url: str = "",
-        obj: Variant | None = None,
-    ) -> HttpResponse:
-        if obj is not None:
-            items = Item.objects.filter(variant=obj).order_by("number")[:ITEM_LIMIT]
-            for item in items:
-                item.variant = obj
-            context.update(
-                item_gallery_context(
-                    items,
-                    kind=obj.generation.kind,
-                    total=obj.total_items,
-                    item_filter=f"variant__id__exact={obj.id}",
-                )
-            )
-        return super().render_change_form(request, context, add, change, form_url, obj)
+    def gallery_context(self, variant: Variant) -> dict[str, Any]:
+        items = Item.objects.filter(variant=variant).order_by("number")[:ITEM_LIMIT]
+        for item in items:
+            item.variant = variant
+        return item_gallery_context(
+            items,
+            kind=variant.generation.kind,
+            total=variant.total_items,
+            item_filter=f"variant__id__exact={variant.id}",
+        )
 
     @admin.display(description="Generation")
     def generation_column(self, variant: Variant) -> SafeString:
@@ -218,7 +164,7 @@ class VariantAdmin(ReadOnlyAdminMixin, VariantColumnsMixin, VariantModelAdmin):
 
 
 @admin.register(Item)
-class ItemAdmin(ReadOnlyAdminMixin, ItemModelAdmin):
+class ItemAdmin(ReadOnlyAdminMixin, LargeTableAdminMixin, ItemModelAdmin):
     list_display = [
         "thumbnail_column",
         "item_column",
@@ -239,11 +185,7 @@ class ItemAdmin(ReadOnlyAdminMixin, ItemModelAdmin):
     # The (variant, number) unique index: a total order that needs no sort, however
     # many million rows. (The model's own ordering sorts by joined tables.)
     ordering = ["variant_id", "number"]
-    sortable_by = ()
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
-    paginator = EstimatedCountPaginator
-    list_per_page = 50
+    object_select_related = ("generation", "variant")
     fieldsets = [
         (
             None,
@@ -288,30 +230,8 @@ class ItemAdmin(ReadOnlyAdminMixin, ItemModelAdmin):
     ]
     readonly_fields = flatten_fieldsets(fieldsets)
 
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[Item], search_term: str
-    ) -> tuple[QuerySet[Item], bool]:
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        found = parse_uuid(term)
-        if found is None:
-            return queryset.none(), False
-        return queryset.filter(Q(id=found) | Q(generation_id=found) | Q(variant_id=found)), False
-
-    def get_object(
-        self, request: HttpRequest, object_id: str, from_field: str | None = None
-    ) -> Item | None:
-        if from_field is not None:
-            return super().get_object(request, object_id, from_field)
-        try:
-            return (
-                self.get_queryset(request)
-                .select_related("generation", "variant")
-                .get(pk=UUID(str(object_id)))
-            )
-        except (Item.DoesNotExist, ValidationError, ValueError):
-            return None
+    def search_by_id(self, queryset: QuerySet[Item], found: UUID) -> QuerySet[Item]:
+        return queryset.filter(Q(id=found) | Q(generation_id=found) | Q(variant_id=found))
 
     @admin.display(description="")
     def thumbnail_column(self, item: Item) -> SafeString:
@@ -320,10 +240,7 @@ class ItemAdmin(ReadOnlyAdminMixin, ItemModelAdmin):
     @admin.display(description="Item")
     def item_column(self, item: Item) -> SafeString:
         return format_html(
-            '<span class="gv-title">Item {}</span><code class="gv-id" title="{}">{}</code>',
-            item.number,
-            item.id,
-            str(item.id)[:8],
+            '<span class="gv-title">Item {}</span>{}', item.number, short_id(item.id)
         )
 
     @admin.display(description="Generation")

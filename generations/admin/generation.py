@@ -1,19 +1,20 @@
 """The staff admin for generations: find, inspect and act on any generation.
 
 Everything here is read-only: statuses, counters and costs change only through the
-services (the actions in admin_actions call them) and the pipeline, because a form save
+services (the actions in actions.py call them) and the pipeline, because a form save
 would write back every column and undo the counters' concurrent F() updates. Nothing is
 added here (the pipeline creates rows) and nothing is deleted with Django's cascade:
 deleting is the soft delete action, and purging its own confirmed action.
 
-The list stays fast with a million rows: no exact COUNT(*) (EstimatedCountPaginator),
-joins set once (list_select_related, the thumbnail subquery), sorting only by creation,
-filters whose choices cost no query, no facet counts. The variant and item admins live
-in admin_items, the staff dashboard in admin_dashboard.
+The list stays fast with a million rows: no exact COUNT(*) and no facet counts
+(LargeTableAdminMixin), joins set once (list_select_related, the thumbnail subquery),
+sorting only by creation, filters whose choices cost no query. The variant and item
+admins live in items.py, the staff dashboard in dashboard.py.
 """
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 from django import forms
@@ -21,7 +22,6 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.auth.models import User
-from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path, reverse
@@ -29,39 +29,29 @@ from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from generations import admin_actions
-from generations.admin_dashboard import dashboard_view
-from generations.admin_display import (
+from generations.admin.actions import GenerationActionsMixin
+from generations.admin.base import GenerationModelAdmin, ReadOnlyAdminMixin
+from generations.admin.dashboard import dashboard_view
+from generations.admin.display import (
     EMPTY,
     ITEM_LIMIT,
+    ItemGalleryMixin,
     admin_link,
     generation_cell,
     item_gallery_context,
     json_block,
     moment,
+    over,
     progress,
     seconds,
     status_badge,
     thumbnail,
     trash_badge,
 )
-from generations.admin_items import ReadOnlyAdminMixin, VariantInline
-from generations.admin_lists import (
-    EstimatedCountPaginator,
-    GenerationChangeList,
-    HasFailuresFilter,
-    OwnerFilter,
-    ProviderFilter,
-    TrashFilter,
-    parse_uuid,
-)
+from generations.admin.filters import HasFailuresFilter, OwnerFilter, ProviderFilter, TrashFilter
+from generations.admin.items import VariantInline
+from generations.admin.lists import GenerationChangeList, LargeTableAdminMixin
 from generations.models import Generation, GenerationMetadata, Item, Variant
-
-if TYPE_CHECKING:
-    # ModelAdmin is generic only in django-stubs.
-    GenerationModelAdmin = admin.ModelAdmin[Generation]
-else:
-    GenerationModelAdmin = admin.ModelAdmin
 
 # The change page lists at most this many regenerations; the rest are a filtered list.
 REGENERATION_LIMIT = 20
@@ -73,8 +63,28 @@ def _when(value: datetime) -> str:
     return formats.date_format(timezone.localtime(value), "Y-m-d H:i")
 
 
+def metadata_field(stage: str) -> Callable[[Any, Generation], SafeString]:
+    """A read-only field showing one stage of the generation's metadata as JSON."""
+
+    @admin.display(description=stage.capitalize())
+    def field(model_admin: Any, generation: Generation) -> SafeString:
+        try:
+            metadata = generation.metadata
+        except GenerationMetadata.DoesNotExist:
+            return EMPTY
+        return json_block(getattr(metadata, stage))
+
+    return field
+
+
 @admin.register(Generation)
-class GenerationAdmin(ReadOnlyAdminMixin, GenerationModelAdmin):
+class GenerationAdmin(
+    ReadOnlyAdminMixin,
+    LargeTableAdminMixin,
+    ItemGalleryMixin,
+    GenerationActionsMixin,
+    GenerationModelAdmin,
+):
     list_display = [
         "thumbnail_column",
         "title_column",
@@ -96,7 +106,7 @@ class GenerationAdmin(ReadOnlyAdminMixin, GenerationModelAdmin):
         HasFailuresFilter,
         TrashFilter,
     ]
-    # Shown as the search box's fields; get_search_results does the searching.
+    # Shown as the search box's fields; search_by_id and search_by_text do the searching.
     search_fields = ["title", "prompt", "=owner__username", "=provider_request_id"]
     search_help_text = (
         "A generation, variant or item id; or a word of the title or prompt (3 characters "
@@ -104,22 +114,12 @@ class GenerationAdmin(ReadOnlyAdminMixin, GenerationModelAdmin):
     )
     date_hierarchy = "created_at"
     list_select_related = ["owner"]
-    list_per_page = 50
     ordering = ["-created_at"]
     # Sorting by any other column would sort the whole table.
     sortable_by = ["created_column"]
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
-    paginator = EstimatedCountPaginator
+    # The change page's generation comes with these in one query.
+    object_select_related = ("owner", "parent", "metadata")
     inlines = [VariantInline]
-    actions = [
-        admin_actions.cancel,
-        admin_actions.retry_failed,
-        admin_actions.regenerate,
-        admin_actions.soft_delete,
-        admin_actions.restore,
-        admin_actions.purge_now,
-    ]
     fieldsets = [
         (
             None,
@@ -179,42 +179,32 @@ class GenerationAdmin(ReadOnlyAdminMixin, GenerationModelAdmin):
     def media(self) -> forms.Media:
         return super().media + OwnerFilter.media()
 
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[Generation], search_term: str
-    ) -> tuple[QuerySet[Generation], bool]:
-        """An id finds its generation (or the generation of that variant or item) by
-        primary key; any other term is matched as a whole against the title and prompt
-        (trigram indexes), an owner's username and the provider request id. A term under
-        MIN_TEXT_SEARCH characters is too short for the trigram indexes: it is matched
-        against the username and request id only, rather than reading every row."""
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        found = parse_uuid(term)
-        if found is not None:
-            # The variant's or item's generation is looked up first (one query, two
-            # primary keys), so that the list query is a primary key lookup too: an
-            # IN (subquery) inside an OR would scan the table.
-            owners_of_id = (
-                Item.objects.filter(id=found)
-                .order_by()
-                .values_list("generation_id")
-                .union(Variant.objects.filter(id=found).order_by().values_list("generation_id"))
-            )
-            ids = [found, *(row[0] for row in owners_of_id)]
-            return queryset.filter(id__in=ids), False
+    def search_by_id(self, queryset: QuerySet[Generation], found: UUID) -> QuerySet[Generation]:
+        """The generation of that id, or of the variant or item of that id. Their
+        generation is looked up first (one query, two primary keys), so that the list
+        query is a primary key lookup too: an IN (subquery) inside an OR would scan the
+        table."""
+        owners_of_id = (
+            Item.objects.filter(id=found)
+            .order_by()
+            .values_list("generation_id")
+            .union(Variant.objects.filter(id=found).order_by().values_list("generation_id"))
+        )
+        ids = [found, *(row[0] for row in owners_of_id)]
+        return queryset.filter(id__in=ids)
+
+    def search_by_text(self, queryset: QuerySet[Generation], term: str) -> QuerySet[Generation]:
+        """The term matched as a whole against the title and prompt (trigram indexes), an
+        owner's username and the provider request id. A term under MIN_TEXT_SEARCH
+        characters is too short for the trigram indexes: it is matched against the
+        username and request id only, rather than reading every row."""
         matches = Q(provider_request_id=term)
         if len(term) >= MIN_TEXT_SEARCH:
             matches |= Q(title__icontains=term) | Q(prompt__icontains=term)
         owners = list(User.objects.filter(username__iexact=term).values_list("id", flat=True)[:1])
         if owners:
             matches |= Q(owner_id__in=owners)
-        return queryset.filter(matches), False
-
-    # Permissions: "trash" is asked by the soft delete, restore and purge actions.
-
-    def has_trash_permission(self, request: HttpRequest) -> bool:
-        return bool(request.user.has_perm("generations.delete_generation"))
+        return queryset.filter(matches)
 
     # Pages
 
@@ -228,45 +218,18 @@ class GenerationAdmin(ReadOnlyAdminMixin, GenerationModelAdmin):
     def dashboard_view(self, request: HttpRequest) -> HttpResponse:
         return dashboard_view(self, request)
 
-    def get_object(
-        self, request: HttpRequest, object_id: str, from_field: str | None = None
-    ) -> Generation | None:
-        """The change page's generation with its owner, parent and metadata in one query."""
-        if from_field is not None:
-            return super().get_object(request, object_id, from_field)
-        try:
-            return (
-                self.get_queryset(request)
-                .select_related("owner", "parent", "metadata")
-                .get(pk=UUID(str(object_id)))
-            )
-        except (Generation.DoesNotExist, ValidationError, ValueError):
-            return None
-
-    def render_change_form(
-        self,
-        request: HttpRequest,
-        context: dict[str, Any],
-        add: bool = False,
-        change: bool = False,
-        form_url: str = "",
-        obj: Generation | None = None,
-    ) -> HttpResponse:
-        if obj is not None:
-            items = (
-                Item.objects.filter(generation=obj)
-                .select_related("variant")
-                .order_by("variant__position", "number")[:ITEM_LIMIT]
-            )
-            context.update(
-                item_gallery_context(
-                    items,
-                    kind=obj.kind,
-                    total=obj.total_items,
-                    item_filter=f"generation__id__exact={obj.id}",
-                )
-            )
-        return super().render_change_form(request, context, add, change, form_url, obj)
+    def gallery_context(self, generation: Generation) -> dict[str, Any]:
+        items = (
+            Item.objects.filter(generation=generation)
+            .select_related("variant")
+            .order_by("variant__position", "number")[:ITEM_LIMIT]
+        )
+        return item_gallery_context(
+            items,
+            kind=generation.kind,
+            total=generation.total_items,
+            item_filter=f"generation__id__exact={generation.id}",
+        )
 
     # Columns and fields
 
@@ -288,12 +251,7 @@ class GenerationAdmin(ReadOnlyAdminMixin, GenerationModelAdmin):
 
     @admin.display(description="Progress")
     def progress_column(self, generation: Generation) -> SafeString:
-        return progress(
-            total=generation.total_items,
-            completed=generation.completed_items,
-            failed=generation.failed_items,
-            cancelled=generation.cancelled_items,
-        )
+        return progress(generation)
 
     @admin.display(description="Owner")
     def owner_column(self, generation: Generation) -> SafeString:
@@ -308,11 +266,10 @@ class GenerationAdmin(ReadOnlyAdminMixin, GenerationModelAdmin):
 
     @admin.display(description="Kind")
     def kind_column(self, generation: Generation) -> SafeString:
-        return format_html(
-            '<span class="gv-nowrap">{}</span><span class="gv-sub" title="Model: {}">{}</span>',
+        return over(
             generation.get_kind_display(),
-            generation.provider_model,
             generation.provider,
+            hint=f"Model: {generation.provider_model}",
         )
 
     @admin.display(description="Created", ordering="created_at")
@@ -321,11 +278,7 @@ class GenerationAdmin(ReadOnlyAdminMixin, GenerationModelAdmin):
 
     @admin.display(description="Cost")
     def cost_column(self, generation: Generation) -> SafeString:
-        return format_html(
-            '<span class="gv-nowrap">{}</span><span class="gv-sub">est. {}</span>',
-            generation.actual_cost,
-            generation.cost_estimate,
-        )
+        return over(generation.actual_cost, f"est. {generation.cost_estimate}")
 
     @admin.display(description="Time")
     def time_column(self, generation: Generation) -> SafeString:
@@ -386,25 +339,7 @@ class GenerationAdmin(ReadOnlyAdminMixin, GenerationModelAdmin):
     def input_json(self, generation: Generation) -> SafeString:
         return json_block(generation.input)
 
-    def _metadata(self, generation: Generation, stage: str) -> SafeString:
-        try:
-            metadata = generation.metadata
-        except GenerationMetadata.DoesNotExist:
-            return EMPTY
-        return json_block(getattr(metadata, stage))
-
-    @admin.display(description="Analysis")
-    def analysis(self, generation: Generation) -> SafeString:
-        return self._metadata(generation, "analysis")
-
-    @admin.display(description="Transformation")
-    def transformation(self, generation: Generation) -> SafeString:
-        return self._metadata(generation, "transformation")
-
-    @admin.display(description="Prompts")
-    def prompts(self, generation: Generation) -> SafeString:
-        return self._metadata(generation, "prompts")
-
-    @admin.display(description="Evaluation")
-    def evaluation(self, generation: Generation) -> SafeString:
-        return self._metadata(generation, "evaluation")
+    analysis = metadata_field("analysis")
+    transformation = metadata_field("transformation")
+    prompts = metadata_field("prompts")
+    evaluation = metadata_field("evaluation")

@@ -14,9 +14,16 @@ from pathlib import Path
 from generations.errors import ErrorCode, GenerationError
 from generations.kinds import GenerationKind, kind_spec
 from generations.providers.base import Capabilities, ItemRequest, ProducedItem, Provider
-from generations.providers.local_render import render_image, render_speech, render_video
+from generations.providers.local import image, speech, video
 
 _DELAY_STEP_SECONDS = 0.1
+
+# The renderer of each kind: the local provider's support for it.
+RENDERERS: dict[str, Callable[[ItemRequest, int], Path]] = {
+    GenerationKind.VIDEO_AD: video.render_item,
+    GenerationKind.SPEECH: speech.render_item,
+    GenerationKind.IMAGE: image.render_item,
+}
 
 
 class LocalProvider(Provider):
@@ -75,58 +82,6 @@ class LocalProvider(Provider):
             raise GenerationError(
                 ErrorCode.PROVIDER_REJECTED, f"Injected failure for {ref} (fail_rate)."
             )
-
-
-def _render_video(request: ItemRequest, seed: int) -> Path:
-    parameters = request.parameters
-    target = request.workdir / "scene.mp4"
-    render_video(
-        target,
-        prompt=request.prompt,
-        label=request.variant_label,
-        seed=seed,
-        duration_seconds=float(parameters["scene_seconds"]),
-        width=int(parameters["width"]),
-        height=int(parameters["height"]),
-        fps=int(parameters["fps"]),
-        checkpoint=request.checkpoint,
-    )
-    return target
-
-
-def _render_speech(request: ItemRequest, seed: int) -> Path:
-    target = request.workdir / "track.wav"
-    render_speech(
-        target,
-        text=request.prompt,
-        seed=seed,
-        words_per_minute=int(request.parameters["words_per_minute"]),
-        checkpoint=request.checkpoint,
-    )
-    return target
-
-
-def _render_image(request: ItemRequest, seed: int) -> Path:
-    parameters = request.parameters
-    target = request.workdir / "image.png"
-    render_image(
-        target,
-        prompt=request.prompt,
-        label=request.variant_label,
-        seed=seed,
-        width=int(parameters["width"]),
-        height=int(parameters["height"]),
-        checkpoint=request.checkpoint,
-    )
-    return target
-
-
-# The renderer of each kind: the local provider's support for it.
-RENDERERS: dict[str, Callable[[ItemRequest, int], Path]] = {
-    GenerationKind.VIDEO_AD: _render_video,
-    GenerationKind.SPEECH: _render_speech,
-    GenerationKind.IMAGE: _render_image,
-}
 
 
 def _item_seed(request: ItemRequest) -> int:

@@ -9,32 +9,26 @@ REFRESH_SECONDS with htmx.
 import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import redis
 from django.conf import settings
-from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from generations.admin_display import progress, seconds, status_badge
-from generations.models import Generation
+from generations.admin.base import GenerationModelAdmin
+from generations.admin.display import progress, seconds, status_badge
 from generations.selectors import (
     capped_count,
-    generations_in_flight,
-    generations_in_flight_totals,
-    generations_stuck_pending,
+    generation_in_flight_list,
+    generation_in_flight_totals,
+    generation_stuck_pending_list,
     item_failure_codes,
-    items_stuck,
+    item_stuck_list,
 )
-
-if TYPE_CHECKING:
-    GenerationModelAdmin = admin.ModelAdmin[Generation]
-else:
-    GenerationModelAdmin = admin.ModelAdmin
 
 REFRESH_SECONDS = 5
 IN_FLIGHT_LIMIT = 25
@@ -122,23 +116,18 @@ def _listed_and_counted(queryset: Any, limit: int) -> tuple[list[Any], int]:
 
 def dashboard_data(now: datetime) -> dict[str, Any]:
     """Everything the dashboard shows, in at most seven queries."""
-    totals = generations_in_flight_totals()
-    stuck_items, stuck_item_count = _listed_and_counted(items_stuck(now=now), STUCK_LIMIT)
+    totals = generation_in_flight_totals()
+    stuck_items, stuck_item_count = _listed_and_counted(item_stuck_list(now=now), STUCK_LIMIT)
     stuck_pending, stuck_pending_count = _listed_and_counted(
-        generations_stuck_pending(now=now), STUCK_LIMIT
+        generation_stuck_pending_list(now=now), STUCK_LIMIT
     )
     in_flight = [
         {
             "generation": generation,
             "status": status_badge(generation.status, generation.get_status_display()),
-            "progress": progress(
-                total=generation.total_items,
-                completed=generation.completed_items,
-                failed=generation.failed_items,
-                cancelled=generation.cancelled_items,
-            ),
+            "progress": progress(generation),
         }
-        for generation in generations_in_flight(limit=IN_FLIGHT_LIMIT)
+        for generation in generation_in_flight_list(limit=IN_FLIGHT_LIMIT)
     ]
     ended = totals["completed"] + totals["failed"] + totals["cancelled"]
     return {

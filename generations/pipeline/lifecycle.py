@@ -1,0 +1,312 @@
+"""Item status changes and the counters they move: claim, complete, fail, stop on cancel,
+recover from a lost worker, and the backoff between attempts.
+
+Every function here changes an item's status and the matching counters of its variant and
+generation atomically, with relative updates, so that concurrent workers never lose an
+increment. A claim is one statement, and so is an ending on PostgreSQL: row locks are held
+for microseconds, which is what lets many workers finish items of one generation at once.
+
+The ending that brings a variant's counters to their total decides the variant's final
+status with one guarded UPDATE; the one that ends the generation's last item decides the
+generation (`finalise_if_ended`) under row locks. Either way it happens exactly once. If
+the worker dies in between, `recover_stuck_work` finalises what it left.
+"""
+
+import json
+import random
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+from uuid import UUID
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import F
+from django.utils import timezone
+
+from generations.errors import ErrorCode, GenerationError
+from generations.models import Item, Variant
+from generations.pipeline.finalise import finalise_if_ended, finalise_variant
+from generations.pipeline.statements import (
+    SQL,
+    Counters,
+    claim_statement,
+    held_by,
+    item_update,
+    lost_since,
+    update_and_count,
+)
+from generations.states import GenerationStatus, ItemStatus, ItemTransition
+
+MAX_RETRY_DELAY_SECONDS = 300
+# The counter of a variant or generation that counts the items ended in each status.
+_COUNTER_OF_STATUS: dict[str, str] = {
+    ItemStatus.COMPLETED: "completed_items",
+    ItemStatus.FAILED: "failed_items",
+    ItemStatus.CANCELLED: "cancelled_items",
+}
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """What a finished item stored and measured."""
+
+    asset_key: str
+    thumbnail_key: str
+    content_type: str
+    file_size: int
+    checksum: str
+    duration_seconds: float | None
+    width: int | None
+    height: int | None
+    cost: Decimal
+    provider_job_id: str
+    provider_status: str
+
+
+@dataclass(frozen=True)
+class ClaimedItem:
+    """An item taken by one delivery, with what rendering it needs from its variant and
+    generation (none of which changes once the generation exists)."""
+
+    id: UUID
+    generation_id: UUID
+    variant_id: UUID
+    number: int
+    prompt: str
+    attempts: int
+    variant_label: str
+    kind: str
+    provider: str
+    provider_model: str
+    parameters: dict[str, Any]
+    generation_status: str
+
+
+class ItemRef(Protocol):
+    """What the writes below need to know of an item: a ClaimedItem or an Item row."""
+
+    @property
+    def id(self) -> UUID: ...
+    @property
+    def generation_id(self) -> UUID: ...
+    @property
+    def variant_id(self) -> UUID: ...
+    @property
+    def attempts(self) -> int: ...
+
+
+def item_claim(*, item_id: UUID, claim_token: str) -> ClaimedItem | None:
+    """Take a queued item for this delivery and return it, or None when it is not
+    available (ended, cancelled, or held by another delivery). One statement."""
+    statement = claim_statement(
+        item_id=item_id,
+        claim_token=claim_token,
+        now=timezone.now(),
+        max_attempts=settings.ITEM_MAX_ATTEMPTS,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(*statement)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    item_id, generation_id, variant_id, number, prompt, attempts = row[:6]
+    label, kind, provider, provider_model, parameters, generation_status = row[6:]
+    return ClaimedItem(
+        id=_uuid(item_id),
+        generation_id=_uuid(generation_id),
+        variant_id=_uuid(variant_id),
+        number=int(number),
+        prompt=prompt,
+        attempts=int(attempts),
+        variant_label=label,
+        kind=kind,
+        provider=provider,
+        provider_model=provider_model,
+        parameters=_json(parameters),
+        generation_status=generation_status,
+    )
+
+
+def item_complete(*, item: ItemRef, claim_token: str, result: ItemResult) -> bool:
+    """Record a finished item whose objects are already stored. False when the item was
+    taken away meanwhile (cancelled or recovered), in which case nothing is counted."""
+    complete = ItemTransition.COMPLETE
+    return _end_item(
+        item,
+        complete,
+        held_by(item.id, claim_token, complete),
+        {
+            "asset_key": result.asset_key,
+            "thumbnail_key": result.thumbnail_key,
+            "content_type": result.content_type,
+            "file_size": result.file_size,
+            "checksum": result.checksum,
+            "duration_seconds": result.duration_seconds,
+            "width": result.width,
+            "height": result.height,
+            "cost": result.cost,
+            "provider_job_id": result.provider_job_id,
+            "provider_status": result.provider_status,
+            "error_code": "",
+            "error_message": "",
+        },
+        cost=result.cost,
+    )
+
+
+def item_fail(*, item: ItemRef, claim_token: str, error: GenerationError) -> float | None:
+    """Record a failed attempt. A retryable error with attempts left puts the item back
+    in the queue and returns the delay before the next attempt; otherwise the item fails
+    for good and None is returned."""
+    now = timezone.now()
+    if error.retryable and item.attempts < settings.ITEM_MAX_ATTEMPTS:
+        requeue = ItemTransition.REQUEUE
+        statement = item_update(
+            {
+                "status": requeue.target,
+                "claim_token": "",
+                "queued_at": now,
+                "updated_at": now,
+                "error_code": error.code,
+                "error_message": error.message,
+            },
+            held_by(item.id, claim_token, requeue),
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(*statement)
+            requeued = cursor.rowcount
+        return retry_delay(item.attempts) if requeued else None
+    fail = ItemTransition.FAIL
+    _end_item(
+        item,
+        fail,
+        held_by(item.id, claim_token, fail),
+        {"error_code": error.code, "error_message": error.message},
+    )
+    return None
+
+
+def item_stop_cancelled(*, item: ItemRef, claim_token: str) -> None:
+    """A running item reached a checkpoint after its generation was cancelled."""
+    stop = ItemTransition.STOP
+    _end_item(
+        item,
+        stop,
+        held_by(item.id, claim_token, stop),
+        {
+            "error_code": ErrorCode.CANCELLED,
+            "error_message": "Stopped because the generation was cancelled.",
+        },
+    )
+
+
+def item_recover_lost(*, item_id: UUID, started_before: datetime) -> bool:
+    """An item still processing since before `started_before` lost its worker: queue it
+    again while attempts remain (True: dispatch it), else fail it as worker_lost."""
+    now = timezone.now()
+    requeue = ItemTransition.REQUEUE
+    if Item.objects.filter(
+        id=item_id,
+        status__in=requeue.sources,
+        started_at__lt=started_before,
+        attempts__lt=settings.ITEM_MAX_ATTEMPTS,
+    ).update(status=requeue.target, claim_token="", queued_at=now, updated_at=now):
+        return True
+    fail = ItemTransition.FAIL
+    item = Item.objects.filter(
+        id=item_id, status__in=fail.sources, started_at__lt=started_before
+    ).first()
+    if item is not None:
+        _end_item(
+            item,
+            fail,
+            lost_since(item_id, started_before, fail),
+            {
+                "error_code": ErrorCode.WORKER_LOST,
+                "error_message": f"The worker stopped responding {item.attempts} times.",
+            },
+        )
+    return False
+
+
+def queued_items_end(
+    *, variant_ids: list[UUID], transition: ItemTransition, code: str, message: str, now: datetime
+) -> int:
+    """End, by `transition`, the items of these variants that no worker has taken, each
+    counted in its variant; returns how many ended, for the generation's counter (which
+    the caller moves in the same transaction)."""
+    counter = _COUNTER_OF_STATUS[transition.target]
+    ended_total = 0
+    for variant_id in variant_ids:
+        ended = Item.objects.filter(variant_id=variant_id, status__in=transition.sources).update(
+            status=transition.target,
+            completed_at=now,
+            updated_at=now,
+            error_code=code,
+            error_message=message,
+        )
+        if ended:
+            Variant.objects.filter(id=variant_id).update(
+                **{counter: F(counter) + ended}, updated_at=now
+            )
+        ended_total += ended
+    return ended_total
+
+
+def retry_delay(attempts: int) -> float:
+    """Exponential backoff with jitter: base, 2x base, 4x base, ... capped."""
+    base = settings.ITEM_RETRY_BACKOFF_SECONDS * 2 ** max(attempts - 1, 0)
+    jitter = random.uniform(0.8, 1.2)  # noqa: S311 (spreading retries, not security)
+    return float(min(base * jitter, MAX_RETRY_DELAY_SECONDS))
+
+
+def _end_item(
+    item: ItemRef,
+    transition: ItemTransition,
+    where: SQL,
+    values: dict[str, Any],
+    cost: Decimal = Decimal(0),
+) -> bool:
+    """End the item by `transition` if `where` still matches it (it does not once the item
+    was taken away) and count it in its variant and generation, in one transaction; then,
+    if it was the last item of either, decide their final status. False when nothing
+    matched."""
+    now = timezone.now()
+    counted = update_and_count(
+        {"status": transition.target, "completed_at": now, "updated_at": now, **values},
+        where,
+        counter=_COUNTER_OF_STATUS[transition.target],
+        cost=cost,
+        variant_id=item.variant_id,
+        generation_id=item.generation_id,
+    )
+    if counted is None:
+        return False
+    if _all_ended(counted.generation):
+        # Every variant, in case an earlier variant's finalisation was lost with its worker.
+        finalise_if_ended(generation_id=item.generation_id, now=now)
+    elif _all_ended(counted.variant):
+        # The counters just returned are the variant's last: one guarded UPDATE decides it.
+        finalise_variant(
+            item.variant_id,
+            counted.variant,
+            cancel_requested=counted.generation_status == GenerationStatus.CANCELLED,
+            now=now,
+        )
+    return True
+
+
+def _all_ended(counters: Counters) -> bool:
+    total, completed, failed, cancelled = counters
+    return completed + failed + cancelled >= total
+
+
+def _uuid(value: Any) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))
+
+
+def _json(value: Any) -> dict[str, Any]:
+    decoded = json.loads(value) if isinstance(value, str | bytes) else value
+    return dict(decoded or {})

@@ -1,0 +1,232 @@
+"""The SQL of the item lifecycle writes, written out rather than compiled by the ORM because
+it runs for every item: the claim, the item's UPDATE, the counter increments, and counting
+an ending in one statement on PostgreSQL (UPDATEs inside WITH) or step by step elsewhere.
+
+Counters move by relative updates (`column = column + n`), never read-modify-write, and
+rows are locked in the order item, variant, generation, which keeps concurrent
+transactions free of lock cycles.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from django.db import connection, transaction
+from django.db.models import Field, Model
+
+from generations.models import Generation, Item, Variant
+from generations.states import ItemTransition
+
+# A statement or a fragment of one, and its parameters.
+SQL = tuple[str, Sequence[Any]]
+# (total, completed, failed, cancelled) of a variant or a generation.
+Counters = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Counted:
+    """A variant's and its generation's counters right after an ending was counted."""
+
+    variant: Counters
+    generation: Counters
+    generation_status: str
+
+
+# The claimed item's own columns, then what rendering needs from its variant and
+# generation, read by the claiming UPDATE itself.
+_CLAIM_RETURNING = """
+    "id", "generation_id", "variant_id", "number", "prompt", "attempts",
+    (SELECT "label" FROM "generations_variant"
+     WHERE "generations_variant"."id" = "generations_item"."variant_id"),
+    (SELECT "kind" FROM "generations_generation"
+     WHERE "generations_generation"."id" = "generations_item"."generation_id"),
+    (SELECT "provider" FROM "generations_generation"
+     WHERE "generations_generation"."id" = "generations_item"."generation_id"),
+    (SELECT "provider_model" FROM "generations_generation"
+     WHERE "generations_generation"."id" = "generations_item"."generation_id"),
+    (SELECT "input" FROM "generations_generation"
+     WHERE "generations_generation"."id" = "generations_item"."generation_id"),
+    (SELECT "status" FROM "generations_generation"
+     WHERE "generations_generation"."id" = "generations_item"."generation_id")
+"""
+
+
+def claim_statement(*, item_id: UUID, claim_token: str, now: datetime, max_attempts: int) -> SQL:
+    """Take an item the claim may start from, or take back one still held by this
+    delivery (its worker died mid-item and the message was redelivered) while attempts
+    remain; recovery fails it after that."""
+    claim = ItemTransition.CLAIM
+    claimable, claimable_params = _status_in(claim.sources)
+    sql = f"""
+        UPDATE "generations_item" SET "status" = %s, "claim_token" = %s,
+            "attempts" = "attempts" + 1, "started_at" = %s, "updated_at" = %s
+        WHERE "id" = %s AND (
+            {claimable} OR ("status" = %s AND "claim_token" = %s AND "attempts" < %s))
+        RETURNING {_CLAIM_RETURNING}
+    """  # noqa: S608 (only constants are interpolated)
+    moment = _datetime(now)
+    params = [claim.target, claim_token, moment, moment, _pk(Item, item_id), *claimable_params]
+    return sql, [*params, claim.target, claim_token, max_attempts]
+
+
+def held_by(item_id: UUID, claim_token: str, transition: ItemTransition) -> SQL:
+    """WHERE the item may take `transition` and is still held by this delivery."""
+    status, params = _status_in(transition.sources)
+    return f'"id" = %s AND {status} AND "claim_token" = %s', [
+        _pk(Item, item_id),
+        *params,
+        claim_token,
+    ]
+
+
+def lost_since(item_id: UUID, started_before: datetime, transition: ItemTransition) -> SQL:
+    """WHERE the item may take `transition` and started before `started_before`."""
+    status, params = _status_in(transition.sources)
+    return f'"id" = %s AND {status} AND "started_at" < %s', [
+        _pk(Item, item_id),
+        *params,
+        _datetime(started_before),
+    ]
+
+
+def item_update(values: dict[str, Any], where: SQL) -> SQL:
+    """`UPDATE item SET <values> WHERE <where>`, each value prepared by its field as the
+    ORM would."""
+    assignments, params = [], []
+    for name, value in values.items():
+        column, field = _column(Item, name)
+        assignments.append(f"{column} = %s")
+        params.append(field.get_db_prep_save(value, connection))
+    sql = f'UPDATE "generations_item" SET {", ".join(assignments)} WHERE {where[0]}'  # noqa: S608
+    return sql, [*params, *where[1]]
+
+
+def update_and_count(
+    values: dict[str, Any],
+    where: SQL,
+    *,
+    counter: str,
+    cost: Decimal,
+    variant_id: UUID,
+    generation_id: UUID,
+) -> Counted | None:
+    """Update the item, add one to `counter` of its variant and generation and `cost` to
+    the generation's; returns their counters as they stand after the addition, or None
+    when `where` matched nothing."""
+    now = values["updated_at"]
+    variant_set = _increments_sql(Variant, {counter: 1}, now)
+    generation_set = _increments_sql(Generation, {counter: 1, "actual_cost": cost}, now)
+    update = item_update(values, where)
+    if counts_in_one_statement():
+        return _count_in_one_statement(update, variant_set, generation_set)
+    return _count_in_steps(update, variant_set, generation_set, variant_id, generation_id)
+
+
+def counts_in_one_statement() -> bool:
+    """PostgreSQL runs UPDATEs inside WITH; SQLite does not."""
+    return connection.vendor == "postgresql"
+
+
+def _count_in_one_statement(
+    item_update: SQL, variant_set: SQL, generation_set: SQL
+) -> Counted | None:
+    """The item's UPDATE feeds the variant's, which feeds the generation's: rows are
+    locked in the order item, variant, generation, and each lock is held only for this
+    one statement."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""WITH ended AS ({item_update[0]} RETURNING "variant_id"),
+            counted AS (
+                UPDATE "generations_variant" SET {variant_set[0]} FROM ended
+                WHERE "generations_variant"."id" = ended."variant_id"
+                RETURNING "generations_variant"."generation_id",
+                    "total_items", "completed_items", "failed_items", "cancelled_items"
+            )
+            UPDATE "generations_generation" SET {generation_set[0]} FROM counted
+            WHERE "generations_generation"."id" = counted."generation_id"
+            RETURNING counted."total_items", counted."completed_items",
+                counted."failed_items", counted."cancelled_items",
+                "generations_generation"."total_items",
+                "generations_generation"."completed_items",
+                "generations_generation"."failed_items",
+                "generations_generation"."cancelled_items", "generations_generation"."status"
+            """,  # noqa: S608 (only column names and ORM-compiled SQL are interpolated)
+            [*item_update[1], *variant_set[1], *generation_set[1]],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return Counted(_counters(row[:4]), _counters(row[4:8]), row[8])
+
+
+def _count_in_steps(
+    item_update: SQL, variant_set: SQL, generation_set: SQL, variant_id: UUID, generation_id: UUID
+) -> Counted | None:
+    """The same three UPDATEs, one after the other in one transaction."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(*item_update)
+        if not cursor.rowcount:
+            return None
+        cursor.execute(
+            f"""UPDATE "generations_variant" SET {variant_set[0]} WHERE "id" = %s
+            RETURNING "total_items", "completed_items", "failed_items", "cancelled_items"
+            """,  # noqa: S608
+            [*variant_set[1], _pk(Variant, variant_id)],
+        )
+        variant = _counters(cursor.fetchone())
+        cursor.execute(
+            f"""UPDATE "generations_generation" SET {generation_set[0]} WHERE "id" = %s
+            RETURNING "total_items", "completed_items", "failed_items", "cancelled_items",
+                "status"
+            """,  # noqa: S608
+            [*generation_set[1], _pk(Generation, generation_id)],
+        )
+        row = cursor.fetchone()
+        return Counted(variant, _counters(row[:4]), row[4])
+
+
+def _increments_sql(
+    model: type[Variant] | type[Generation], increments: dict[str, int | Decimal], now: datetime
+) -> SQL:
+    """`column = column + %s, ..., updated_at = %s` for the columns that move."""
+    assignments, params = [], []
+    for name, delta in increments.items():
+        if delta:
+            column, field = _column(model, name)
+            table = connection.ops.quote_name(model._meta.db_table)
+            assignments.append(f"{column} = {table}.{column} + %s")
+            params.append(field.get_db_prep_value(delta, connection))
+    assignments.append('"updated_at" = %s')
+    params.append(_column(model, "updated_at")[1].get_db_prep_value(now, connection))
+    return ", ".join(assignments), params
+
+
+def _status_in(statuses: Iterable[str]) -> SQL:
+    """`"status" IN (%s, ...)` for these statuses, in a stable order."""
+    ordered = sorted(statuses)
+    return f'"status" IN ({", ".join(["%s"] * len(ordered))})', ordered
+
+
+def _column(model: type[Model], name: str) -> tuple[str, Field[Any, Any]]:
+    """The quoted column of a concrete field, and the field."""
+    field = model._meta.get_field(name)
+    if not isinstance(field, Field) or not field.column:
+        raise LookupError(f"{model.__name__}.{name} is not a column")
+    return connection.ops.quote_name(field.column), field
+
+
+def _pk(model: type[Model], value: UUID) -> Any:
+    """A primary key as the database driver takes it."""
+    return _column(model, "id")[1].get_db_prep_value(value, connection)
+
+
+def _datetime(value: datetime) -> Any:
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def _counters(row: Any) -> Counters:
+    total, completed, failed, cancelled = (int(value) for value in row)
+    return total, completed, failed, cancelled
