@@ -26,6 +26,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from generations.errors import ErrorCode, GenerationError
+from generations.media.probe import MediaInfo
 from generations.models import Item, Variant
 from generations.pipeline.finalise import finalise_if_ended, finalise_variant
 from generations.pipeline.statements import (
@@ -50,19 +51,31 @@ _COUNTER_OF_STATUS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class ItemResult:
-    """What a finished item stored and measured."""
+    """What a finished item stored, and the facts probed from its file."""
 
     asset_key: str
     thumbnail_key: str
-    content_type: str
-    file_size: int
-    checksum: str
-    duration_seconds: float | None
-    width: int | None
-    height: int | None
+    media: MediaInfo
     cost: Decimal
     provider_job_id: str
     provider_status: str
+
+    def columns(self) -> dict[str, Any]:
+        """The item's columns this result fills in."""
+        media = self.media
+        return {
+            "asset_key": self.asset_key,
+            "thumbnail_key": self.thumbnail_key,
+            "content_type": media.content_type,
+            "file_size": media.file_size,
+            "checksum": media.checksum,
+            "duration_seconds": media.duration_seconds,
+            "width": media.width,
+            "height": media.height,
+            "cost": self.cost,
+            "provider_job_id": self.provider_job_id,
+            "provider_status": self.provider_status,
+        }
 
 
 @dataclass(frozen=True)
@@ -137,21 +150,7 @@ def item_complete(*, item: ItemRef, claim_token: str, result: ItemResult) -> boo
         item,
         complete,
         held_by(item.id, claim_token, complete),
-        {
-            "asset_key": result.asset_key,
-            "thumbnail_key": result.thumbnail_key,
-            "content_type": result.content_type,
-            "file_size": result.file_size,
-            "checksum": result.checksum,
-            "duration_seconds": result.duration_seconds,
-            "width": result.width,
-            "height": result.height,
-            "cost": result.cost,
-            "provider_job_id": result.provider_job_id,
-            "provider_status": result.provider_status,
-            "error_code": "",
-            "error_message": "",
-        },
+        {**result.columns(), "error_code": "", "error_message": ""},
         cost=result.cost,
     )
 

@@ -144,12 +144,7 @@ def _store(item: ClaimedItem, produced: ProducedItem, workdir: Path) -> ItemResu
     return ItemResult(
         asset_key=key,
         thumbnail_key=thumb_key,
-        content_type=info.content_type,
-        file_size=info.file_size,
-        checksum=info.checksum,
-        duration_seconds=info.duration_seconds,
-        width=info.width,
-        height=info.height,
+        media=info,
         cost=produced.cost,
         provider_job_id=produced.provider_job_id,
         provider_status=produced.provider_status,

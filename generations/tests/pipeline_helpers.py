@@ -9,6 +9,7 @@ from uuid import uuid4
 
 from django.contrib.auth.models import User
 
+from generations.media.probe import MediaInfo
 from generations.models import Generation, Item, Variant
 from generations.pipeline.lifecycle import ClaimedItem, ItemResult
 from generations.pipeline.prepare import generation_prepare
@@ -103,13 +104,19 @@ def item_of(generation: Generation, label: str, number: int) -> Item:
 def provider_result(*, asset_key: str, thumbnail_key: str, **fields: Any) -> ItemResult:
     """What a provider would report for a one-second 160x90 video stored at `asset_key`,
     without rendering anything; `fields` replace any of the other values."""
+    media = MediaInfo(
+        content_type="video/mp4",
+        file_size=1000,
+        checksum="a" * 64,
+        duration_seconds=1.0,
+        width=160,
+        height=90,
+        frame_rate=24.0,
+        video_codec="h264",
+        audio_codec="aac",
+    )
     reported: dict[str, Any] = {
-        "content_type": "video/mp4",
-        "file_size": 1000,
-        "checksum": "a" * 64,
-        "duration_seconds": 1.0,
-        "width": 160,
-        "height": 90,
+        "media": media,
         "cost": ITEM_COST,
         "provider_job_id": "job",
         "provider_status": "succeeded",

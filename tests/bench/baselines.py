@@ -84,7 +84,7 @@ def _mark_completed(item_id: Any, claim_token: str, result: ItemResult) -> bool:
             updated_at=now,
             asset_key=result.asset_key,
             thumbnail_key=result.thumbnail_key,
-            file_size=result.file_size,
+            file_size=result.media.file_size,
             cost=result.cost,
         )
     )
