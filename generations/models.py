@@ -7,7 +7,13 @@ from django.db import models
 from django.db.models import F, Q
 
 from generations.kinds import GenerationKind
-from generations.states import GenerationStatus, ItemStatus, VariantStatus
+from generations.states import (
+    AttemptOutcome,
+    GenerationStatus,
+    ItemStatus,
+    QueueReason,
+    VariantStatus,
+)
 
 
 class SourceType(models.TextChoices):
@@ -246,6 +252,10 @@ class Item(models.Model):
     # The task delivery that holds this item while it is processing: a redelivery of
     # the same message may take it back, a different message may not.
     claim_token = models.CharField(max_length=64, blank=True)
+    # Why the item is queued now: the reason its next attempt records.
+    queue_reason = models.CharField(
+        max_length=20, choices=QueueReason.choices, default=QueueReason.FIRST_RUN
+    )
 
     # Storage keys, not URLs: URLs are presigned on demand and expire.
     asset_key = models.CharField(max_length=500, blank=True)
@@ -300,6 +310,59 @@ class Item(models.Model):
 
     def __str__(self) -> str:
         return f"item {self.number}"
+
+
+class Attempt(models.Model):
+    """One attempt at one item, from its claim to its end: why it started, where it ran,
+    how it ended. Never overwritten by a later attempt, a retry or a regeneration; the
+    item's own error fields say only how its latest attempt ended."""
+
+    # Denormalised from the item so that a generation's attempts (and the failures of a
+    # user's generations) need no join through items.
+    generation = models.ForeignKey(
+        Generation, on_delete=models.CASCADE, related_name="attempts", db_index=False
+    )
+    # Indexed through attempt_number_unique, which starts with the item.
+    item = models.ForeignKey(
+        Item, on_delete=models.CASCADE, related_name="attempt_log", db_index=False
+    )
+    number = models.PositiveSmallIntegerField()
+    reason = models.CharField(max_length=20, choices=QueueReason.choices)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=20, choices=AttemptOutcome.choices, blank=True)
+    error_code = models.CharField(max_length=50, blank=True)
+    error_message = models.TextField(blank=True)
+    retryable = models.BooleanField(null=True, blank=True)
+    provider_job_id = models.CharField(max_length=200, blank=True)
+    cost = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal(0))
+    # The worker process that ran it: host and process id.
+    worker = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["item", "number"]
+        indexes = [
+            # A generation's attempts (its page, its API, the history checker).
+            models.Index(fields=["generation", "item", "number"], name="attempt_generation"),
+            # Failures by code over time (statistics, the staff dashboard), retried or not.
+            models.Index(
+                fields=["error_code", "ended_at"],
+                name="attempt_failure_code",
+                condition=Q(outcome__in=[AttemptOutcome.FAILED, AttemptOutcome.RETRYING]),
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["item", "number"], name="attempt_number_unique"),
+            models.CheckConstraint(
+                condition=Q(outcome__in=["", *AttemptOutcome.values]),
+                name="attempt_outcome_valid",
+            ),
+            models.CheckConstraint(condition=Q(cost__gte=0), name="attempt_cost_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of item {self.item_id}"
 
 
 class GenerationTally(models.Model):

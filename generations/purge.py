@@ -8,7 +8,7 @@ from uuid import UUID
 
 from django.db import transaction
 
-from generations.models import Generation, GenerationMetadata, Item, Variant
+from generations.models import Attempt, Generation, GenerationMetadata, Item, Variant
 from generations.selectors import (
     generation_ids_busy_in_storage,
     generation_ids_with_unnamed_objects,
@@ -88,6 +88,7 @@ def purge_batch(ids: list[UUID]) -> None:
         # Children before parents, so no row is left to cascade to: plain DELETEs, without
         # the collector that would load every variant and generation first.
         for rows in (
+            Attempt.objects.filter(generation_id__in=ids),
             Item.objects.filter(generation_id__in=ids),
             Variant.objects.filter(generation_id__in=ids),
             GenerationMetadata.objects.filter(generation_id__in=ids),

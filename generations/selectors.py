@@ -125,7 +125,7 @@ def generation_progress(generation_id: UUID) -> Generation:
 
 def generation_ids_busy_in_storage(generation_ids: Iterable[UUID]) -> set[UUID]:
     """Of these generations, those that may still be writing objects: active ones, and
-    ended ones with a item still finishing (a cancel reaches it at its next checkpoint)."""
+    ended ones with an item still finishing (a cancel reaches it at its next checkpoint)."""
     running_item = Item.objects.filter(generation_id=OuterRef("id"), status=ItemStatus.PROCESSING)
     return set(
         Generation.objects.filter(id__in=list(generation_ids))
@@ -158,7 +158,7 @@ def generation_storage_keys(generation_ids: Iterable[UUID]) -> dict[UUID, set[st
 
 
 def generation_ids_with_unnamed_objects(generation_ids: Iterable[UUID]) -> list[UUID]:
-    """Of these generations, in their order, those that may hold objects no row names: a item was
+    """Of these generations, in their order, those that may hold objects no row names: an item was
     attempted but did not complete (its worker may have stored the asset, then died or
     failed before recording it), or the stages never finished (keyframes may be stored
     before the analysis that names them)."""
@@ -284,7 +284,7 @@ def generation_stuck_pending_list(*, now: datetime | None = None) -> QuerySet[Ge
 def item_failure_codes(*, since: datetime) -> list[dict[str, Any]]:
     """Items that failed since `since`, counted by error code, most frequent first.
 
-    A item's failure moves its generation's `updated_at` in the same transaction, so the
+    An item's failure moves its generation's `updated_at` in the same transaction, so the
     failed items are found through the generations updated since then: the (status,
     updated_at) index with every status, then the (generation, status) index of items;
     never a scan of the item table."""

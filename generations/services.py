@@ -28,9 +28,11 @@ from generations.selectors import (
 )
 from generations.states import (
     ACTIVE_GENERATION_STATUSES,
+    GenerationStatus,
     GenerationTransition,
     ItemStatus,
     ItemTransition,
+    QueueReason,
     can_cancel,
     can_retry,
     rollup_status,
@@ -231,9 +233,12 @@ def generation_retry(*, generation: Generation) -> int:
         raise ActionRefused("Some items are still stopping; try again in a moment.")
     now = timezone.now()
     retry = GenerationTransition.RETRY
+    # Running a cancelled generation's items again resumes it; otherwise it is a retry.
+    resuming = generation.status == GenerationStatus.CANCELLED
     reset = {
         "status": ItemTransition.RETRY.target,
         "claim_token": "",
+        "queue_reason": QueueReason.RESUME if resuming else QueueReason.USER_RETRY,
         "queued_at": now,
         "started_at": None,
         "completed_at": None,

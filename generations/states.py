@@ -32,6 +32,26 @@ class ItemStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+class QueueReason(models.TextChoices):
+    """Why an item is queued, and so why its next attempt starts."""
+
+    FIRST_RUN = "first_run", "First run"
+    AUTOMATIC_RETRY = "automatic_retry", "Automatic retry"
+    USER_RETRY = "user_retry", "Retried by the user"
+    RECOVERY = "recovery", "Recovered from a lost worker"
+    RESUME = "resume", "Resumed after a cancel"
+
+
+class AttemptOutcome(models.TextChoices):
+    """How an attempt ended; blank while it runs."""
+
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    RETRYING = "retrying", "Failed, retried"
+    CANCELLED = "cancelled", "Cancelled"
+    LOST = "lost", "Worker lost"
+
+
 # Variants share the generation's lifecycle.
 VariantStatus = GenerationStatus
 

@@ -8,10 +8,6 @@ _LABEL = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
 _EXTENSION = re.compile(r"^[a-z0-9]{1,8}$")
 _PREVIEW_SUFFIX = re.compile(r"^[a-z0-9]{1,16}\.[a-z0-9]{1,8}$")
 
-# Speech items are tracks with a waveform image; every other kind is a item with a
-# JPEG thumbnail.
-_SPEECH = "speech"
-
 
 def generation_prefix(generation_id: uuid.UUID | str) -> str:
     return f"generations/{uuid.UUID(str(generation_id))}/"

@@ -181,7 +181,7 @@ class ItemAdmin(ReadOnlyAdminMixin, LargeTableAdminMixin, ItemModelAdmin):
     list_select_related = ["generation", "variant"]
     # Search is by id only: every other column would be a scan of the largest table.
     search_fields = ["=id"]
-    search_help_text = "A item, variant or generation id."
+    search_help_text = "An item, variant or generation id."
     # The (variant, number) unique index: a total order that needs no sort, however
     # many million rows. (The model's own ordering sorts by joined tables.)
     ordering = ["variant_id", "number"]

@@ -13,7 +13,9 @@ the worker dies in between, `recover_stuck_work` finalises what it left.
 """
 
 import json
+import os
 import random
+import socket
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -21,24 +23,31 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from django.conf import settings
-from django.db import connection
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from generations.errors import ErrorCode, GenerationError
 from generations.media.probe import MediaInfo
-from generations.models import Item, Variant
+from generations.models import Attempt, Item, Variant
 from generations.pipeline.finalise import finalise_if_ended, finalise_variant
 from generations.pipeline.statements import (
     SQL,
+    AttemptEnd,
     Counters,
-    claim_statement,
+    claim,
     held_by,
-    item_update,
     lost_since,
+    update_and_close,
     update_and_count,
 )
-from generations.states import GenerationStatus, ItemStatus, ItemTransition
+from generations.states import (
+    AttemptOutcome,
+    GenerationStatus,
+    ItemStatus,
+    ItemTransition,
+    QueueReason,
+)
 
 MAX_RETRY_DELAY_SECONDS = 300
 # The counter of a variant or generation that counts the items ended in each status.
@@ -113,19 +122,17 @@ class ItemRef(Protocol):
 def item_claim(*, item_id: UUID, claim_token: str) -> ClaimedItem | None:
     """Take a queued item for this delivery and return it, or None when it is not
     available (ended, cancelled, or held by another delivery). One statement."""
-    statement = claim_statement(
+    row = claim(
         item_id=item_id,
         claim_token=claim_token,
         now=timezone.now(),
         max_attempts=settings.ITEM_MAX_ATTEMPTS,
+        worker=worker_name(),
     )
-    with connection.cursor() as cursor:
-        cursor.execute(*statement)
-        row = cursor.fetchone()
     if row is None:
         return None
     item_id, generation_id, variant_id, number, prompt, attempts = row[:6]
-    label, kind, provider, provider_model, parameters, generation_status = row[6:]
+    label, kind, provider, provider_model, parameters, generation_status = row[6:12]
     return ClaimedItem(
         id=_uuid(item_id),
         generation_id=_uuid(generation_id),
@@ -151,7 +158,11 @@ def item_complete(*, item: ItemRef, claim_token: str, result: ItemResult) -> boo
         complete,
         held_by(item.id, claim_token, complete),
         {**result.columns(), "error_code": "", "error_message": ""},
-        cost=result.cost,
+        AttemptEnd(
+            outcome=AttemptOutcome.COMPLETED,
+            provider_job_id=result.provider_job_id,
+            cost=result.cost,
+        ),
     )
 
 
@@ -162,20 +173,19 @@ def item_fail(*, item: ItemRef, claim_token: str, error: GenerationError) -> flo
     now = timezone.now()
     if error.retryable and item.attempts < settings.ITEM_MAX_ATTEMPTS:
         requeue = ItemTransition.REQUEUE
-        statement = item_update(
+        requeued = update_and_close(
             {
                 "status": requeue.target,
                 "claim_token": "",
+                "queue_reason": QueueReason.AUTOMATIC_RETRY,
                 "queued_at": now,
                 "updated_at": now,
                 "error_code": error.code,
                 "error_message": error.message,
             },
             held_by(item.id, claim_token, requeue),
+            _failed(error, AttemptOutcome.RETRYING),
         )
-        with connection.cursor() as cursor:
-            cursor.execute(*statement)
-            requeued = cursor.rowcount
         return retry_delay(item.attempts) if requeued else None
     fail = ItemTransition.FAIL
     _end_item(
@@ -183,21 +193,38 @@ def item_fail(*, item: ItemRef, claim_token: str, error: GenerationError) -> flo
         fail,
         held_by(item.id, claim_token, fail),
         {"error_code": error.code, "error_message": error.message},
+        _failed(error, AttemptOutcome.FAILED),
     )
     return None
+
+
+def worker_name() -> str:
+    """This worker process, as its attempts record it (read at each claim: pool processes
+    are forked after this module is imported)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _failed(error: GenerationError, outcome: str) -> AttemptEnd:
+    return AttemptEnd(
+        outcome=outcome,
+        error_code=error.code,
+        error_message=error.message,
+        retryable=error.retryable,
+    )
 
 
 def item_stop_cancelled(*, item: ItemRef, claim_token: str) -> None:
     """A running item reached a checkpoint after its generation was cancelled."""
     stop = ItemTransition.STOP
+    message = "Stopped because the generation was cancelled."
     _end_item(
         item,
         stop,
         held_by(item.id, claim_token, stop),
-        {
-            "error_code": ErrorCode.CANCELLED,
-            "error_message": "Stopped because the generation was cancelled.",
-        },
+        {"error_code": ErrorCode.CANCELLED, "error_message": message},
+        AttemptEnd(
+            outcome=AttemptOutcome.CANCELLED, error_code=ErrorCode.CANCELLED, error_message=message
+        ),
     )
 
 
@@ -206,28 +233,46 @@ def item_recover_lost(*, item_id: UUID, started_before: datetime) -> bool:
     again while attempts remain (True: dispatch it), else fail it as worker_lost."""
     now = timezone.now()
     requeue = ItemTransition.REQUEUE
-    if Item.objects.filter(
-        id=item_id,
-        status__in=requeue.sources,
-        started_at__lt=started_before,
-        attempts__lt=settings.ITEM_MAX_ATTEMPTS,
-    ).update(status=requeue.target, claim_token="", queued_at=now, updated_at=now):
-        return True
+    with transaction.atomic():
+        if Item.objects.filter(
+            id=item_id,
+            status__in=requeue.sources,
+            started_at__lt=started_before,
+            attempts__lt=settings.ITEM_MAX_ATTEMPTS,
+        ).update(
+            status=requeue.target,
+            claim_token="",
+            queue_reason=QueueReason.RECOVERY,
+            queued_at=now,
+            updated_at=now,
+        ):
+            Attempt.objects.filter(item_id=item_id, ended_at__isnull=True).update(
+                **_lost(now).values(now)
+            )
+            return True
     fail = ItemTransition.FAIL
     item = Item.objects.filter(
         id=item_id, status__in=fail.sources, started_at__lt=started_before
     ).first()
     if item is not None:
+        message = f"The worker stopped responding {item.attempts} times."
         _end_item(
             item,
             fail,
             lost_since(item_id, started_before, fail),
-            {
-                "error_code": ErrorCode.WORKER_LOST,
-                "error_message": f"The worker stopped responding {item.attempts} times.",
-            },
+            {"error_code": ErrorCode.WORKER_LOST, "error_message": message},
+            _lost(now, message),
         )
     return False
+
+
+def _lost(now: datetime, message: str = "The worker stopped responding.") -> AttemptEnd:
+    return AttemptEnd(
+        outcome=AttemptOutcome.LOST,
+        error_code=ErrorCode.WORKER_LOST,
+        error_message=message,
+        retryable=True,
+    )
 
 
 def queued_items_end(
@@ -262,11 +307,7 @@ def retry_delay(attempts: int) -> float:
 
 
 def _end_item(
-    item: ItemRef,
-    transition: ItemTransition,
-    where: SQL,
-    values: dict[str, Any],
-    cost: Decimal = Decimal(0),
+    item: ItemRef, transition: ItemTransition, where: SQL, values: dict[str, Any], end: AttemptEnd
 ) -> bool:
     """End the item by `transition` if `where` still matches it (it does not once the item
     was taken away) and count it in its variant and generation, in one transaction; then,
@@ -277,7 +318,7 @@ def _end_item(
         {"status": transition.target, "completed_at": now, "updated_at": now, **values},
         where,
         counter=_COUNTER_OF_STATUS[transition.target],
-        cost=cost,
+        end=end,
         variant_id=item.variant_id,
         generation_id=item.generation_id,
     )

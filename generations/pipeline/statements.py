@@ -1,6 +1,7 @@
 """The SQL of the item lifecycle writes, written out rather than compiled by the ORM because
-it runs for every item: the claim, the item's UPDATE, the counter increments, and counting
-an ending in one statement on PostgreSQL (UPDATEs inside WITH) or step by step elsewhere.
+it runs for every item: the claim (opening the item's attempt), the item's UPDATE, closing
+its attempt, the counter increments, and counting an ending in one statement on
+PostgreSQL (UPDATEs inside WITH) or step by step elsewhere.
 
 Counters move by relative updates (`column = column + n`), never read-modify-write, and
 rows are locked in the order item, variant, generation, which keeps concurrent
@@ -17,8 +18,9 @@ from uuid import UUID
 from django.db import connection, transaction
 from django.db.models import Field, Model
 
-from generations.models import Generation, Item, Variant
-from generations.states import ItemTransition
+from generations.errors import ErrorCode
+from generations.models import Attempt, Generation, Item, Variant
+from generations.states import AttemptOutcome, ItemTransition
 
 # A statement or a fragment of one, and its parameters.
 SQL = tuple[str, Sequence[Any]]
@@ -36,31 +38,88 @@ class Counted:
 
 
 # The claimed item's own columns, then what rendering needs from its variant and
-# generation, read by the claiming UPDATE itself.
+# generation, read by the claiming UPDATE itself, then what its attempt records.
 _CLAIM_RETURNING = """
     "id", "generation_id", "variant_id", "number", "prompt", "attempts",
     (SELECT "label" FROM "generations_variant"
-     WHERE "generations_variant"."id" = "generations_item"."variant_id"),
+     WHERE "generations_variant"."id" = "generations_item"."variant_id") AS "variant_label",
     (SELECT "kind" FROM "generations_generation"
-     WHERE "generations_generation"."id" = "generations_item"."generation_id"),
+     WHERE "generations_generation"."id" = "generations_item"."generation_id") AS "kind",
     (SELECT "provider" FROM "generations_generation"
-     WHERE "generations_generation"."id" = "generations_item"."generation_id"),
+     WHERE "generations_generation"."id" = "generations_item"."generation_id") AS "provider",
     (SELECT "provider_model" FROM "generations_generation"
-     WHERE "generations_generation"."id" = "generations_item"."generation_id"),
+     WHERE "generations_generation"."id" = "generations_item"."generation_id")
+     AS "provider_model",
     (SELECT "input" FROM "generations_generation"
-     WHERE "generations_generation"."id" = "generations_item"."generation_id"),
+     WHERE "generations_generation"."id" = "generations_item"."generation_id") AS "input",
     (SELECT "status" FROM "generations_generation"
      WHERE "generations_generation"."id" = "generations_item"."generation_id")
+     AS "generation_status",
+    "queue_reason", "queued_at"
 """
 
+# Opens the claimed item's next attempt; `{source}` is the CTE of the claimed item.
+_ATTEMPT_OPEN = """
+    INSERT INTO "generations_attempt" ("generation_id", "item_id", "number", "reason",
+        "queued_at", "started_at", "ended_at", "outcome", "error_code", "error_message",
+        "retryable", "provider_job_id", "cost", "worker")
+    SELECT "generation_id", "id", "attempts", "queue_reason", "queued_at", %s, NULL, '',
+        '', '', NULL, '', 0, %s FROM {source}
+"""
 
-def claim_statement(*, item_id: UUID, claim_token: str, now: datetime, max_attempts: int) -> SQL:
+# Closes the open attempt of the item in CTE `{source}`: its attempt number `{number}`.
+_ATTEMPT_CLOSE = """
+    UPDATE "generations_attempt" SET {assignments} FROM {source}
+    WHERE "generations_attempt"."item_id" = {source}."id"
+        AND "generations_attempt"."number" = {source}.{number}
+        AND "generations_attempt"."ended_at" IS NULL
+"""
+
+_LOST_ON_RECLAIM = "The worker running this attempt stopped before it ended."
+
+
+@dataclass(frozen=True)
+class AttemptEnd:
+    """How an attempt ended, for its row in the attempt log."""
+
+    outcome: str
+    error_code: str = ""
+    error_message: str = ""
+    retryable: bool | None = None
+    provider_job_id: str = ""
+    cost: Decimal = Decimal(0)
+
+    def values(self, now: datetime) -> dict[str, Any]:
+        return {
+            "ended_at": now,
+            "outcome": self.outcome,
+            "error_code": self.error_code,
+            "error_message": self.error_message,
+            "retryable": self.retryable,
+            "provider_job_id": self.provider_job_id,
+            "cost": self.cost,
+        }
+
+
+LOST_ON_RECLAIM = AttemptEnd(
+    outcome=AttemptOutcome.LOST,
+    error_code=ErrorCode.WORKER_LOST,
+    error_message=_LOST_ON_RECLAIM,
+    retryable=True,
+)
+
+
+def claim(
+    *, item_id: UUID, claim_token: str, now: datetime, max_attempts: int, worker: str
+) -> Sequence[Any] | None:
     """Take an item the claim may start from, or take back one still held by this
     delivery (its worker died mid-item and the message was redelivered) while attempts
-    remain; recovery fails it after that."""
-    claim = ItemTransition.CLAIM
-    claimable, claimable_params = _status_in(claim.sources)
-    sql = f"""
+    remain; recovery fails it after that. The claim opens the item's next attempt (and,
+    on a take-back, closes the one the dead worker left open). One statement on
+    PostgreSQL. Returns the _CLAIM_RETURNING columns, or None when nothing was taken."""
+    transition = ItemTransition.CLAIM
+    claimable, claimable_params = _status_in(transition.sources)
+    update = f"""
         UPDATE "generations_item" SET "status" = %s, "claim_token" = %s,
             "attempts" = "attempts" + 1, "started_at" = %s, "updated_at" = %s
         WHERE "id" = %s AND (
@@ -68,8 +127,84 @@ def claim_statement(*, item_id: UUID, claim_token: str, now: datetime, max_attem
         RETURNING {_CLAIM_RETURNING}
     """  # noqa: S608 (only constants are interpolated)
     moment = _datetime(now)
-    params = [claim.target, claim_token, moment, moment, _pk(Item, item_id), *claimable_params]
-    return sql, [*params, claim.target, claim_token, max_attempts]
+    params = [transition.target, claim_token, moment, moment, _pk(Item, item_id)]
+    params += [*claimable_params, transition.target, claim_token, max_attempts]
+    if counts_in_one_statement():
+        close = _attempt_close_sql(LOST_ON_RECLAIM, now, source="claimed", number='"attempts" - 1')
+        opened = _ATTEMPT_OPEN.format(source="claimed")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""WITH claimed AS ({update}), lost AS ({close[0]}), opened AS ({opened})
+                SELECT * FROM claimed""",  # noqa: S608 (constants and ORM-prepared SQL)
+                [*params, *close[1], moment, worker],
+            )
+            row: Sequence[Any] | None = cursor.fetchone()
+        return row
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(update, params)
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        Attempt.objects.filter(item_id=item_id, ended_at__isnull=True).update(
+            **LOST_ON_RECLAIM.values(now)
+        )
+        Attempt.objects.create(
+            generation_id=row[1],
+            item_id=row[0],
+            number=row[5],
+            reason=row[12],
+            queued_at=row[13],
+            started_at=now,
+            worker=worker,
+        )
+        return row
+
+
+def update_and_close(values: dict[str, Any], where: SQL, end: AttemptEnd) -> int:
+    """Update the item (`where` names it by its id) and close its current attempt as `end`
+    says, in one statement on PostgreSQL; returns how many items changed."""
+    update = item_update(values, where)
+    now = values["updated_at"]
+    if counts_in_one_statement():
+        close = _attempt_close_sql(end, now, source="changed")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""WITH changed AS ({update[0]} RETURNING "id", "attempts"),
+                closed AS ({close[0]})
+                SELECT count(*) FROM changed""",  # noqa: S608
+                [*update[1], *close[1]],
+            )
+            row = cursor.fetchone()
+        return int(row[0]) if row else 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(*update)
+        changed = int(cursor.rowcount)
+        if changed:
+            _close_in_steps(where, end, now)
+        return changed
+
+
+def _attempt_close_sql(
+    end: AttemptEnd, now: datetime, *, source: str, number: str = '"attempts"'
+) -> SQL:
+    assignments, params = [], []
+    for name, value in end.values(now).items():
+        column, field = _column(Attempt, name)
+        assignments.append(f"{column} = %s")
+        params.append(field.get_db_prep_save(value, connection))
+    sql = _ATTEMPT_CLOSE.format(assignments=", ".join(assignments), source=source, number=number)
+    return sql, params
+
+
+def _close_in_steps(where: SQL, end: AttemptEnd, now: datetime) -> None:
+    """Close the open attempt of the item `where` names by its id (its first parameter)."""
+    item_id = where[1][0]
+    number = Item.objects.filter(id=item_id).values_list("attempts", flat=True).first()
+    if number is None:
+        return
+    Attempt.objects.filter(item_id=item_id, number=number, ended_at__isnull=True).update(
+        **end.values(now)
+    )
 
 
 def held_by(item_id: UUID, claim_token: str, transition: ItemTransition) -> SQL:
@@ -109,20 +244,25 @@ def update_and_count(
     where: SQL,
     *,
     counter: str,
-    cost: Decimal,
+    end: AttemptEnd,
     variant_id: UUID,
     generation_id: UUID,
 ) -> Counted | None:
-    """Update the item, add one to `counter` of its variant and generation and `cost` to
-    the generation's; returns their counters as they stand after the addition, or None
-    when `where` matched nothing."""
+    """Update the item, close its current attempt as `end` says, add one to `counter` of
+    its variant and generation and the attempt's cost to the generation's; returns their
+    counters as they stand after the addition, or None when `where` matched nothing."""
     now = values["updated_at"]
     variant_set = _increments_sql(Variant, {counter: 1}, now)
-    generation_set = _increments_sql(Generation, {counter: 1, "actual_cost": cost}, now)
+    generation_set = _increments_sql(Generation, {counter: 1, "actual_cost": end.cost}, now)
     update = item_update(values, where)
     if counts_in_one_statement():
-        return _count_in_one_statement(update, variant_set, generation_set)
-    return _count_in_steps(update, variant_set, generation_set, variant_id, generation_id)
+        close = _attempt_close_sql(end, now, source="ended")
+        return _count_in_one_statement(update, close, variant_set, generation_set)
+    with transaction.atomic():
+        counted = _count_in_steps(update, variant_set, generation_set, variant_id, generation_id)
+        if counted is not None:
+            _close_in_steps(where, end, now)
+        return counted
 
 
 def counts_in_one_statement() -> bool:
@@ -131,14 +271,15 @@ def counts_in_one_statement() -> bool:
 
 
 def _count_in_one_statement(
-    item_update: SQL, variant_set: SQL, generation_set: SQL
+    item_update: SQL, close: SQL, variant_set: SQL, generation_set: SQL
 ) -> Counted | None:
-    """The item's UPDATE feeds the variant's, which feeds the generation's: rows are
-    locked in the order item, variant, generation, and each lock is held only for this
-    one statement."""
+    """The item's UPDATE feeds its attempt's and its variant's, which feeds the
+    generation's: rows are locked in the order item, attempt, variant, generation, and
+    each lock is held only for this one statement."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""WITH ended AS ({item_update[0]} RETURNING "variant_id"),
+            f"""WITH ended AS ({item_update[0]} RETURNING "id", "attempts", "variant_id"),
+            closed AS ({close[0]}),
             counted AS (
                 UPDATE "generations_variant" SET {variant_set[0]} FROM ended
                 WHERE "generations_variant"."id" = ended."variant_id"
@@ -154,7 +295,7 @@ def _count_in_one_statement(
                 "generations_generation"."failed_items",
                 "generations_generation"."cancelled_items", "generations_generation"."status"
             """,  # noqa: S608 (only column names and ORM-compiled SQL are interpolated)
-            [*item_update[1], *variant_set[1], *generation_set[1]],
+            [*item_update[1], *close[1], *variant_set[1], *generation_set[1]],
         )
         row = cursor.fetchone()
     if row is None:

@@ -779,7 +779,7 @@ def test_item_list_shows_items_with_links_and_filters(admin_client):
     assert "2.0\xa0KB" in page
     retrying = ItemFactory(status=ItemStatus.QUEUED, error_code="provider_error", attempts=1)
     assert listed(admin_client.get(ITEMS, {"status__exact": "failed"})) == [failed.pk]
-    # Failed with that code: a item queued again after that error is not a failure.
+    # Failed with that code: an item queued again after that error is not a failure.
     assert listed(admin_client.get(ITEMS, {"error_code": "provider_error"})) == [failed.pk]
     assert retrying.pk in listed(admin_client.get(ITEMS, {"status__exact": "queued"}))
 

@@ -138,7 +138,7 @@ def test_retry_of_cancelled_pending_generation_runs_it(owner):
 
 
 def test_retried_generation_ends_with_every_variant_completed(owner):
-    """A item that finished after the cancel leaves its variant cancelled ("a cancel
+    """An item that finished after the cancel leaves its variant cancelled ("a cancel
     wins"); once the retry completes every item, no variant may still say cancelled."""
     generation = create_video(owner, variants=["soft", "bold"], scenes_per_variant=1)
     generation_prepare(generation_id=generation.id)
@@ -206,7 +206,7 @@ def test_retry_refused_in_the_trash(owner):
     assert item_of(generation, "soft", 1).status == ItemStatus.FAILED
 
 
-def test_retry_refused_while_a_item_is_still_stopping(owner):
+def test_retry_refused_while_an_item_is_still_stopping(owner):
     generation = create_video(owner)
     generation_prepare(generation_id=generation.id)
     running = item_claim(item_id=item_of(generation, "soft", 1).id, claim_token="w1")

@@ -480,9 +480,9 @@ def test_the_tally_follows_every_write_of_a_generation(owner, other_user):
     cancelled = _generation(owner, status=GenerationStatus.CANCELLED, actual_cost="0.2000")
 
     rows = Generation.objects.filter(pk=running.pk)
-    rows.update(actual_cost=Decimal("0.3000"))  # a item counted while running
+    rows.update(actual_cost=Decimal("0.3000"))  # an item counted while running
     rows.update(status=GenerationStatus.COMPLETED, generation_time_seconds=12.25)
-    # A item that was running when the generation was cancelled finishes later.
+    # An item that was running when the generation was cancelled finishes later.
     Generation.objects.filter(pk=cancelled.pk).update(actual_cost=Decimal("0.2500"))
     Generation.objects.filter(pk=ended.pk).update(status=GenerationStatus.PROCESSING)  # retry
     Generation.objects.filter(pk=ended.pk).update(

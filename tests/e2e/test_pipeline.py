@@ -136,7 +136,7 @@ def test_cancel_during_a_run_stops_every_item(start_worker):
     wait_for(
         lambda: generation.items.filter(status=ItemStatus.PROCESSING).exists(),
         timeout=60,
-        message="a item to start",
+        message="an item to start",
     )
 
     services.generation_cancel(generation=generation)
@@ -180,7 +180,7 @@ def test_worker_killed_mid_item_still_completes_without_duplicates(start_worker)
     wait_for(
         lambda: generation.items.filter(status=ItemStatus.PROCESSING).exists(),
         timeout=60,
-        message="a item to start",
+        message="an item to start",
     )
 
     first.kill()

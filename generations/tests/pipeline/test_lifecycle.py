@@ -20,6 +20,7 @@ from generations.pipeline.lifecycle import (
     item_stop_cancelled,
     retry_delay,
 )
+from generations.pipeline.statements import counts_in_one_statement
 from generations.services import generation_cancel
 from generations.states import GenerationStatus, ItemStatus
 from generations.tests.pipeline.claims import REJECTED, TIMEOUT, complete, fail, items_in_order
@@ -43,7 +44,8 @@ def test_claim_takes_a_queued_item(owner):
     with CaptureQueriesContext(connection) as statements:
         claimed = item_claim(item_id=item.id, claim_token="delivery-1")
 
-    assert len(statements) == 1
+    if counts_in_one_statement():
+        assert len(statements) == 1
     assert (claimed.id, claimed.generation_id, claimed.variant_id) == (
         item.id,
         generation.id,
@@ -123,7 +125,7 @@ def test_complete_is_counted_once(owner):
     assert_counters_match_items(generation)
 
 
-def test_ending_a_item_is_one_statement_on_postgresql(owner, counting):
+def test_ending_an_item_is_one_statement_on_postgresql(owner, counting):
     generation = processing_video(owner)
     claimed = item_claim(item_id=items_in_order(generation)[0].id, claim_token="w1")
 

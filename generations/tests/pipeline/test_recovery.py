@@ -70,7 +70,7 @@ def test_recover_requeues_stale_processing_items(owner, settings, sent, recover)
     assert not any(item_id == fresh.id for _, item_id, _ in sent)
 
 
-def test_recover_fails_a_item_whose_attempts_ran_out(owner, settings, sent, recover):
+def test_recover_fails_an_item_whose_attempts_ran_out(owner, settings, sent, recover):
     settings.ITEM_MAX_ATTEMPTS = 1
     generation = prepare(_video(owner))
     stale = item_of(generation, "soft", 1)
