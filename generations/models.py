@@ -345,11 +345,18 @@ class Attempt(models.Model):
         indexes = [
             # A generation's attempts (its page, its API, the history checker).
             models.Index(fields=["generation", "item", "number"], name="attempt_generation"),
-            # Failures by code over time (statistics, the staff dashboard), retried or not.
+            # Failures over time by code (the staff dashboard's last day), retried or not.
             models.Index(
-                fields=["error_code", "ended_at"],
-                name="attempt_failure_code",
-                condition=Q(outcome__in=[AttemptOutcome.FAILED, AttemptOutcome.RETRYING]),
+                fields=["ended_at"],
+                include=["error_code"],
+                name="attempt_failure_ended",
+                condition=Q(
+                    outcome__in=[
+                        AttemptOutcome.FAILED,
+                        AttemptOutcome.RETRYING,
+                        AttemptOutcome.LOST,
+                    ]
+                ),
             ),
         ]
         constraints = [

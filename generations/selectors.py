@@ -11,8 +11,13 @@ from django.contrib.auth.models import User
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
-from generations.models import Generation, Item, Variant
-from generations.states import ACTIVE_GENERATION_STATUSES, GenerationStatus, ItemStatus
+from generations.models import Attempt, Generation, Item, Variant
+from generations.states import (
+    ACTIVE_GENERATION_STATUSES,
+    FAILURE_OUTCOMES,
+    GenerationStatus,
+    ItemStatus,
+)
 
 
 def trash_cutoff(now: datetime | None = None) -> datetime:
@@ -69,8 +74,14 @@ def generation_library_list(user: User) -> QuerySet[Generation]:
 def generation_detail(
     *, user: User, generation_id: UUID | str, include_deleted: bool = False
 ) -> Generation:
-    """A generation with its metadata, variants, items and regenerations, in four queries."""
-    ordered_items = Prefetch("items", queryset=Item.objects.order_by("number"))
+    """A generation with its metadata, variants, items (each with its attempt log) and
+    regenerations, in five queries."""
+    ordered_items = Prefetch(
+        "items",
+        queryset=Item.objects.order_by("number").prefetch_related(
+            Prefetch("attempt_log", queryset=Attempt.objects.order_by("number"))
+        ),
+    )
     return (
         generation_scope(user, include_deleted=include_deleted)
         .select_related("metadata")
@@ -101,6 +112,11 @@ def variant_get(*, user: User, variant_id: UUID | str) -> Variant:
 
 def item_list(variant: Variant) -> QuerySet[Item]:
     return Item.objects.filter(variant=variant).order_by("number")
+
+
+def attempt_list(item: Item) -> QuerySet[Attempt]:
+    """Every attempt at `item`, first first."""
+    return Attempt.objects.filter(item=item).order_by("number")
 
 
 def item_get(*, user: User, item_id: UUID | str) -> Item:
@@ -281,20 +297,12 @@ def generation_stuck_pending_list(*, now: datetime | None = None) -> QuerySet[Ge
     )
 
 
-def item_failure_codes(*, since: datetime) -> list[dict[str, Any]]:
-    """Items that failed since `since`, counted by error code, most frequent first.
-
-    An item's failure moves its generation's `updated_at` in the same transaction, so the
-    failed items are found through the generations updated since then: the (status,
-    updated_at) index with every status, then the (generation, status) index of items;
-    never a scan of the item table."""
+def attempt_failure_codes(*, since: datetime) -> list[dict[str, Any]]:
+    """Attempts that failed since `since`, retried or not, counted by error code, most
+    frequent first: a failure a retry made good still counts. Read through the partial
+    index of failed attempts by end time."""
     rows = (
-        Item.objects.filter(
-            generation__status__in=GenerationStatus.values,
-            generation__updated_at__gte=since,
-            status=ItemStatus.FAILED,
-            completed_at__gte=since,
-        )
+        Attempt.objects.filter(outcome__in=FAILURE_OUTCOMES, ended_at__gte=since)
         .values("error_code")
         .annotate(count=Count("pk"))
         .order_by("-count", "error_code")

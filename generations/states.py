@@ -52,6 +52,9 @@ class AttemptOutcome(models.TextChoices):
     LOST = "lost", "Worker lost"
 
 
+# The outcomes of attempts that failed, whether or not a retry followed.
+FAILURE_OUTCOMES = frozenset({AttemptOutcome.FAILED, AttemptOutcome.RETRYING, AttemptOutcome.LOST})
+
 # Variants share the generation's lifecycle.
 VariantStatus = GenerationStatus
 

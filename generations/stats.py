@@ -6,12 +6,13 @@ running totals a trigger keeps (`GenerationTally`), the active generations' from
 query over the few that are pending or processing, and the p95 from the two times around
 its rank, read from the top of an index: one query, however many generations there are.
 Elsewhere one grouped query over the generations and one row read at the p95's rank. The
-daily series is one more grouped query. No query returns more rows than the groups, the
-days asked for, or two.
+daily series is one more grouped query. Failures and the success of items at their first
+attempt and in the end come from the attempt log, so a failure that a retry made good is
+still counted: two more queries. No query returns more rows than the groups, the error
+codes, the days asked for, or two.
 """
 
 import math
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
@@ -25,11 +26,13 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from generations.kinds import GenerationKind
-from generations.models import Generation
+from generations.models import Attempt, Generation
 from generations.selectors import generation_scope
 from generations.states import (
     ACTIVE_GENERATION_STATUSES,
+    FAILURE_OUTCOMES,
     FINAL_GENERATION_STATUSES,
+    AttemptOutcome,
     GenerationStatus,
 )
 
@@ -44,7 +47,6 @@ _ENDED = frozenset(FINAL_GENERATION_STATUSES)
 _JUDGED = frozenset(
     {GenerationStatus.COMPLETED, GenerationStatus.PARTIAL_SUCCESS, GenerationStatus.FAILED}
 )
-_FAILURE_STATUSES = frozenset({GenerationStatus.FAILED, GenerationStatus.PARTIAL_SUCCESS})
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,6 @@ def generation_stats(
 
     by_status = dict.fromkeys(GenerationStatus.values, 0)
     by_kind = dict.fromkeys(GenerationKind.values, 0)
-    failure_codes: Counter[str] = Counter()
     ended_estimate = ended_actual = estimate_total = actual_total = Decimal(0)
     timed, time_total = 0, 0.0
     for group in groups:
@@ -99,16 +100,12 @@ def generation_stats(
         if group.status in _ENDED:
             ended_estimate += group.cost_estimate
             ended_actual += group.actual_cost
-        if group.status in _FAILURE_STATUSES and group.error_code:
-            failure_codes[group.error_code] += group.generations
         timed += group.timed
         time_total += group.time_seconds
     judged = sum(by_status[status] for status in _JUDGED)
     ended = sum(by_status[status] for status in _ENDED)
     success_rate = round(by_status[GenerationStatus.COMPLETED] / judged, 4) if judged else None
-    top_codes = sorted(
-        (item for item in failure_codes.items() if item[1]), key=lambda item: (-item[1], item[0])
-    )[:TOP_FAILURE_CODES]
+    attempts = Attempt.objects.filter(generation__in=generations)
     return {
         "scope": "user" if owner is not None else "all",
         "total": sum(by_status.values()),
@@ -127,9 +124,46 @@ def generation_stats(
             "average_seconds": _seconds(time_total / timed) if timed else None,
             "p95_seconds": _seconds(p95),
         },
-        "top_failure_codes": [{"code": code, "count": count} for code, count in top_codes],
+        "items": _item_success(attempts),
+        "top_failure_codes": _top_failure_codes(attempts),
         "daily": _daily(generations, days=days, now=now or timezone.now()),
     }
+
+
+def _top_failure_codes(attempts: QuerySet[Attempt]) -> list[dict[str, Any]]:
+    """The most frequent error codes of failed attempts, retried or not, most first (ties
+    by code)."""
+    rows = (
+        attempts.filter(outcome__in=FAILURE_OUTCOMES)
+        .exclude(error_code="")
+        .values("error_code")
+        .annotate(count=Count("pk"))
+        .order_by("-count", "error_code")[:TOP_FAILURE_CODES]
+    )
+    return [{"code": row["error_code"], "count": row["count"]} for row in rows]
+
+
+def _item_success(attempts: QuerySet[Attempt]) -> dict[str, Any]:
+    """Items' success at their first attempt, and in the end (any attempt completed),
+    among the items whose attempts were judged (cancelled attempts say nothing)."""
+    judged = Q(outcome__in=[AttemptOutcome.COMPLETED, *FAILURE_OUTCOMES])
+    completed = Q(outcome=AttemptOutcome.COMPLETED)
+    totals = attempts.aggregate(
+        first_completed=Count("pk", filter=Q(number=1) & completed),
+        first_judged=Count("pk", filter=Q(number=1) & judged),
+        finally_completed=Count("item", distinct=True, filter=completed),
+        finally_judged=Count("item", distinct=True, filter=judged),
+        failed=Count("pk", filter=Q(outcome__in=FAILURE_OUTCOMES)),
+    )
+    return {
+        "first_attempt_success_rate": _rate(totals["first_completed"], totals["first_judged"]),
+        "final_success_rate": _rate(totals["finally_completed"], totals["finally_judged"]),
+        "failed_attempts": totals["failed"],
+    }
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
 
 
 def _generations_in_scope(owner: User | None) -> QuerySet[Generation]:

@@ -22,11 +22,11 @@ from django.utils import timezone
 from generations.admin.base import GenerationModelAdmin
 from generations.admin.display import progress, seconds, status_badge
 from generations.selectors import (
+    attempt_failure_codes,
     capped_count,
     generation_in_flight_list,
     generation_in_flight_totals,
     generation_stuck_pending_list,
-    item_failure_codes,
     item_stuck_list,
 )
 
@@ -147,7 +147,7 @@ def dashboard_data(now: datetime) -> dict[str, Any]:
         "stuck_pending_count": stuck_pending_count,
         "lease_text": seconds(settings.ITEM_LEASE_SECONDS),
         "pending_text": seconds(settings.PENDING_REDISPATCH_SECONDS),
-        "failure_codes": item_failure_codes(since=now - FAILURE_WINDOW),
+        "failure_codes": attempt_failure_codes(since=now - FAILURE_WINDOW),
         "queue": queue_depth(),
         "queue_name": settings.CELERY_TASK_DEFAULT_QUEUE,
     }

@@ -1,8 +1,10 @@
 import factory
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from generations.kinds import GenerationKind
-from generations.models import Generation, GenerationMetadata, Item, Variant
+from generations.models import Attempt, Generation, GenerationMetadata, Item, Variant
+from generations.states import AttemptOutcome, QueueReason
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -24,7 +26,9 @@ class GenerationFactory(factory.django.DjangoModelFactory):
     kind = GenerationKind.VIDEO_AD
     title = factory.Sequence(lambda n: f"Spring campaign {n}")
     prompt = "A bright kitchen, a family cooking pasta together"
-    input = factory.LazyAttribute(lambda gen: {"seed": 7, "variants": ["soft"], "items": 1})
+    input = factory.LazyAttribute(
+        lambda gen: {"seed": 7, "variants": ["soft"], "scenes_per_variant": 1}
+    )
     provider = "local"
     provider_model = "local-render-1"
 
@@ -53,3 +57,18 @@ class GenerationMetadataFactory(factory.django.DjangoModelFactory):
         model = GenerationMetadata
 
     generation = factory.SubFactory(GenerationFactory)
+
+
+class AttemptFactory(factory.django.DjangoModelFactory):
+    """An ended attempt (completed unless `outcome` says otherwise)."""
+
+    class Meta:
+        model = Attempt
+
+    item = factory.SubFactory(ItemFactory)
+    generation = factory.SelfAttribute("item.generation")
+    number = 1
+    reason = QueueReason.FIRST_RUN
+    started_at = factory.LazyFunction(timezone.now)
+    ended_at = factory.LazyFunction(timezone.now)
+    outcome = AttemptOutcome.COMPLETED

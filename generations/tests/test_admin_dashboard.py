@@ -14,8 +14,13 @@ from django.utils import timezone
 from generations.admin.dashboard import QueueDepth, queue_depth
 from generations.errors import ErrorCode
 from generations.models import Generation, Item
-from generations.states import GenerationStatus, ItemStatus
-from generations.tests.factories import GenerationFactory, ItemFactory, UserFactory
+from generations.states import AttemptOutcome, GenerationStatus, ItemStatus
+from generations.tests.factories import (
+    AttemptFactory,
+    GenerationFactory,
+    ItemFactory,
+    UserFactory,
+)
 from generations.tests.pipeline_helpers import create_video, processing_video
 from tests.tiers import TIER, services_required
 
@@ -58,9 +63,11 @@ def stuck_item(generation, *, minutes_over):
     return item
 
 
-def failed_item(*, code, ago):
+def failed_item(*, code, ago, outcome=AttemptOutcome.FAILED):
+    """An item whose attempt failed `ago` with `code`."""
     when = timezone.now() - ago
     item = ItemFactory(status=ItemStatus.FAILED, error_code=code, completed_at=when)
+    AttemptFactory(item=item, outcome=outcome, error_code=code, started_at=when, ended_at=when)
     Generation.objects.filter(pk=item.generation_id).update(
         status=GenerationStatus.FAILED, updated_at=when
     )
@@ -177,12 +184,18 @@ def test_failure_codes_of_the_last_24_hours(staff_client, file_broker):
     failed_item(code=ErrorCode.INVALID_INPUT, ago=timedelta(hours=23))
     failed_item(code=ErrorCode.INTERNAL, ago=timedelta(hours=30))
     ItemFactory(status=ItemStatus.COMPLETED, completed_at=timezone.now())
+    # A failure that a retry made good still counts.
+    retried = failed_item(
+        code=ErrorCode.WORKER_LOST, ago=timedelta(hours=1), outcome=AttemptOutcome.LOST
+    )
+    AttemptFactory(item=retried, number=2)
 
     response = staff_client.get(DASHBOARD)
 
     assert response.context["failure_codes"] == [
         {"code": "provider_timeout", "count": 3},
         {"code": "invalid_input", "count": 1},
+        {"code": "worker_lost", "count": 1},
     ]
     page = response.content.decode()
     assert "provider_timeout" in page

@@ -13,9 +13,15 @@ from generations import stats
 from generations.errors import ErrorCode
 from generations.kinds import GenerationKind
 from generations.models import Generation
-from generations.states import GenerationStatus
+from generations.states import AttemptOutcome, GenerationStatus
 from generations.stats import MAX_DAYS, generation_stats
-from generations.tests.factories import GenerationFactory
+from generations.tests.factories import (
+    AttemptFactory,
+    GenerationFactory,
+    ItemFactory,
+    UserFactory,
+    VariantFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -196,7 +202,17 @@ def test_p95_of_a_single_value_is_that_value(owner):
 # Failure codes -------------------------------------------------------------------------
 
 
-def test_top_failure_codes_are_the_five_most_frequent(owner):
+def _attempts(owner, *specs, generation=None):
+    """Attempts at fresh items of one of `owner`'s generations: each spec is (number,
+    outcome, error code)."""
+    generation = generation or _generation(owner, status=GenerationStatus.PARTIAL_SUCCESS)
+    item = ItemFactory(variant=VariantFactory(generation=generation))
+    for number, outcome, code in specs:
+        AttemptFactory(item=item, number=number, outcome=outcome, error_code=code)
+    return item
+
+
+def test_top_failure_codes_are_the_five_most_frequent_failed_attempts(owner):
     failures = {
         ErrorCode.PROVIDER_ERROR: 3,
         ErrorCode.INTERNAL: 2,
@@ -205,14 +221,16 @@ def test_top_failure_codes_are_the_five_most_frequent(owner):
         ErrorCode.STORAGE_UNAVAILABLE: 1,
         ErrorCode.WORKER_LOST: 1,
     }
+    outcomes = [AttemptOutcome.FAILED, AttemptOutcome.RETRYING, AttemptOutcome.LOST]
     for code, count in failures.items():
         for index in range(count):
-            status = GenerationStatus.FAILED if index % 2 else GenerationStatus.PARTIAL_SUCCESS
-            _generation(owner, status=status, error_code=code)
+            _attempts(owner, (1, outcomes[index % 3], code))
     # Not failures, or failures without a code: never counted.
-    _generation(owner, status=GenerationStatus.CANCELLED, error_code=ErrorCode.CANCELLED)
-    _generation(owner, status=GenerationStatus.COMPLETED, error_code=ErrorCode.PROVIDER_ERROR)
-    _generation(owner, status=GenerationStatus.FAILED, error_code="")
+    _attempts(owner, (1, AttemptOutcome.CANCELLED, ErrorCode.CANCELLED))
+    _attempts(owner, (1, AttemptOutcome.COMPLETED, ""))
+    _attempts(owner, (1, AttemptOutcome.FAILED, ""))
+    # Another user's failures are theirs.
+    _attempts(UserFactory(), (1, AttemptOutcome.FAILED, ErrorCode.WORKER_LOST))
 
     # Ties go by code, so worker_lost (1) is the one left out.
     assert _stats(owner)["top_failure_codes"] == [
@@ -224,15 +242,66 @@ def test_top_failure_codes_are_the_five_most_frequent(owner):
     ]
 
 
-def test_top_failure_codes_include_codes_outside_the_taxonomy(owner, django_assert_num_queries):
-    _generation(owner, status=GenerationStatus.FAILED, error_code="legacy_quota")
-    _generation(owner, status=GenerationStatus.PARTIAL_SUCCESS, error_code="legacy_quota")
-    _generation(owner, status=GenerationStatus.FAILED, error_code=ErrorCode.PROVIDER_ERROR)
-    _generation(owner, status=GenerationStatus.COMPLETED, error_code="legacy_other")
+def test_a_failure_made_good_by_a_retry_is_still_counted(owner):
+    _attempts(
+        owner,
+        (1, AttemptOutcome.RETRYING, ErrorCode.PROVIDER_TIMEOUT),
+        (2, AttemptOutcome.COMPLETED, ""),
+    )
 
-    # Codes are grouped like the rest: one outside the taxonomy costs no extra query (and
-    # with no times, SQLite reads no p95 row either).
-    with django_assert_num_queries(2):
+    stats = _stats(owner)
+
+    assert stats["top_failure_codes"] == [{"code": "provider_timeout", "count": 1}]
+    assert stats["items"]["failed_attempts"] == 1
+
+
+def test_items_succeed_at_their_first_attempt_and_in_the_end(owner):
+    _attempts(owner, (1, AttemptOutcome.COMPLETED, ""))
+    _attempts(
+        owner,
+        (1, AttemptOutcome.FAILED, ErrorCode.PROVIDER_REJECTED),
+        (2, AttemptOutcome.COMPLETED, ""),
+    )
+    _attempts(
+        owner,
+        (1, AttemptOutcome.LOST, ErrorCode.WORKER_LOST),
+        (2, AttemptOutcome.FAILED, ErrorCode.PROVIDER_ERROR),
+    )
+    # A cancelled attempt judges nothing.
+    _attempts(owner, (1, AttemptOutcome.CANCELLED, ErrorCode.CANCELLED))
+
+    assert _stats(owner)["items"] == {
+        "first_attempt_success_rate": 0.3333,
+        "final_success_rate": 0.6667,
+        "failed_attempts": 3,
+    }
+
+
+def test_item_success_is_null_without_judged_attempts(owner):
+    assert _stats(owner)["items"] == {
+        "first_attempt_success_rate": None,
+        "final_success_rate": None,
+        "failed_attempts": 0,
+    }
+
+
+def test_failures_of_generations_in_the_trash_are_left_out(owner):
+    generation = _generation(owner, status=GenerationStatus.FAILED)
+    _attempts(owner, (1, AttemptOutcome.FAILED, ErrorCode.INTERNAL), generation=generation)
+    Generation.objects.filter(pk=generation.pk).update(deleted_at=NOW)
+
+    assert _stats(owner)["top_failure_codes"] == []
+
+
+def test_top_failure_codes_include_codes_outside_the_taxonomy(owner, django_assert_num_queries):
+    _attempts(owner, (1, AttemptOutcome.FAILED, "legacy_quota"))
+    _attempts(owner, (1, AttemptOutcome.RETRYING, "legacy_quota"))
+    _attempts(owner, (1, AttemptOutcome.FAILED, ErrorCode.PROVIDER_ERROR))
+    _attempts(owner, (1, AttemptOutcome.COMPLETED, "legacy_other"))
+
+    # Codes are grouped: one outside the taxonomy costs no extra query. Two queries of
+    # generations (with no times, SQLite reads no p95 row), two of attempts.
+    with django_assert_num_queries(4):
         stats = _stats(owner)
 
     assert stats["top_failure_codes"] == [
@@ -358,7 +427,8 @@ def test_days_across_a_daylight_saving_change(owner, settings):
 
 
 def _mixed_rows(user, *, created_at):
-    _generation(
+    """A failed speech generation whose one item failed with a timeout."""
+    generation = _generation(
         user,
         created_at=created_at,
         status=GenerationStatus.FAILED,
@@ -368,6 +438,7 @@ def _mixed_rows(user, *, created_at):
         generation_time_seconds=100.0,
         error_code=ErrorCode.PROVIDER_TIMEOUT,
     )
+    _attempts(user, (1, AttemptOutcome.FAILED, ErrorCode.PROVIDER_TIMEOUT), generation=generation)
 
 
 def test_another_users_generations_are_never_counted(owner, other_user):
@@ -445,10 +516,11 @@ def test_stats_take_a_fixed_number_of_queries(
             _mixed_rows(user, created_at=NOW - timedelta(days=seconds))
             _generation(user, status=GenerationStatus.COMPLETED, generation_time_seconds=seconds)
 
-    with django_assert_max_num_queries(3):
+    with django_assert_max_num_queries(5):
         _stats(owner if scoped else None, days=30)
-    # The summary and the daily series; SQLite reads the p95 row on its own.
-    with django_assert_num_queries(2 if POSTGRES else 3):
+    # The summary, the daily series, the failure codes and the items' success; SQLite
+    # reads the p95 row on its own.
+    with django_assert_num_queries(4 if POSTGRES else 5):
         _stats(owner if scoped else None, days=30)
 
 

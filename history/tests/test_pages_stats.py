@@ -8,7 +8,12 @@ from decimal import Decimal
 import pytest
 from django.test import Client
 
-from generations.tests.factories import GenerationFactory
+from generations.tests.factories import (
+    AttemptFactory,
+    GenerationFactory,
+    ItemFactory,
+    VariantFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +52,7 @@ def some_generations(owner):
         cost_estimate=Decimal("0.4000"),
         generation_time_seconds=12.0,
     )
-    GenerationFactory(
+    failed = GenerationFactory(
         owner=owner,
         status="failed",
         error_code="provider_rejected",
@@ -55,7 +60,13 @@ def some_generations(owner):
         cost_estimate=Decimal("0.4000"),
         generation_time_seconds=4.0,
     )
+    failed_attempt(failed, "provider_rejected")
     GenerationFactory(owner=owner, kind="image", status="processing")
+
+
+def failed_attempt(generation, code):
+    item = ItemFactory(variant=VariantFactory(generation=generation))
+    AttemptFactory(item=item, outcome="failed", error_code=code)
 
 
 def test_stats_without_data_shows_the_empty_state(owner):
@@ -109,7 +120,10 @@ def test_daily_chart_has_a_column_per_day_and_segments_for_the_data(owner):
 
 
 def test_a_failure_code_with_markup_is_escaped(owner):
-    GenerationFactory(owner=owner, status="failed", error_code="<script>alert(1)</script>")
+    generation = GenerationFactory(
+        owner=owner, status="failed", error_code="<script>alert(1)</script>"
+    )
+    failed_attempt(generation, "<script>alert(1)</script>")
 
     html = stats_page(owner)
 

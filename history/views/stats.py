@@ -66,6 +66,8 @@ def stats(request: HttpRequest) -> HttpResponse:
         "status_rows": statuses,
         "failure_rows": failures,
         "success_percent": _percent(numbers["success_rate"]),
+        "first_attempt_percent": _percent(numbers["items"]["first_attempt_success_rate"]),
+        "final_item_percent": _percent(numbers["items"]["final_success_rate"]),
         "actual_vs_estimate": _percent(numbers["cost"]["actual_vs_estimate"]),
         "charts": _charts(days, statuses, failures, everyone=everyone)
         if numbers["total"]
@@ -172,7 +174,7 @@ def _charts(
         failures=charts.horizontal_bar_chart(
             chart_id="chart-failures",
             title="Top failure codes",
-            description="Failed and partly failed generations by error code: "
+            description="Failed attempts by error code, retried or not: "
             + ", ".join(f"{row.code} {row.count}" for row in failures)
             + ".",
             bars=[charts.Bar(row.code, row.count, "failed") for row in failures],
