@@ -8,7 +8,9 @@ from django.db.models import F, Q
 
 from generations.kinds import GenerationKind
 from generations.states import (
+    Actor,
     AttemptOutcome,
+    EventType,
     GenerationStatus,
     ItemStatus,
     QueueReason,
@@ -61,6 +63,9 @@ class Generation(models.Model):
 
     error_code = models.CharField(max_length=50, blank=True)
     error_message = models.TextField(blank=True)
+
+    # The sequence number of the generation's last event (see Event).
+    last_event_sequence = models.PositiveIntegerField(default=0)
 
     parent = models.ForeignKey(
         "self",
@@ -370,6 +375,58 @@ class Attempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number} of item {self.item_id}"
+
+
+class Event(models.Model):
+    """One thing that happened to a generation, appended in the same transaction as the
+    change it records and never changed after.
+
+    `sequence` numbers a generation's events 1, 2, 3... without gaps (taken from its
+    `last_event_sequence` by a relative update). The log is also the outbox that
+    deliveries read: `generations.events.events_after` hands out every committed event
+    after a cursor, in commit order, none skipped or twice. The generation is named by
+    id, without a foreign key, so that its log outlives its purge."""
+
+    id = models.BigAutoField(primary_key=True)
+    generation_id = models.UUIDField()
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    sequence = models.PositiveIntegerField()
+    type = models.CharField(max_length=30, choices=EventType.choices)
+    actor = models.CharField(max_length=10, choices=Actor.choices, default=Actor.SYSTEM)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    payload = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+    # PostgreSQL: the writing transaction's id (set by a trigger), which orders the
+    # outbox by commit; null elsewhere, where one writer at a time commits in id order.
+    transaction_id = models.BigIntegerField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["generation_id", "sequence"]
+        indexes = [
+            # The outbox: events after a cursor, in commit order.
+            models.Index(fields=["transaction_id", "id"], name="event_outbox"),
+            # A user's recent events (activity, deliveries).
+            models.Index(fields=["owner", "id"], name="event_owner"),
+        ]
+        constraints = [
+            # Also serves a generation's log, in order.
+            models.UniqueConstraint(
+                fields=["generation_id", "sequence"], name="event_sequence_unique"
+            ),
+            models.CheckConstraint(condition=Q(type__in=EventType.values), name="event_type_valid"),
+            models.CheckConstraint(condition=Q(actor__in=Actor.values), name="event_actor_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} #{self.sequence} of {self.generation_id}"
 
 
 class GenerationTally(models.Model):

@@ -7,14 +7,16 @@ from datetime import datetime
 from uuid import UUID
 
 from django.db import transaction
+from django.utils import timezone
 
-from generations.models import Attempt, Generation, GenerationMetadata, Item, Variant
+from generations.models import Attempt, Event, Generation, GenerationMetadata, Item, Variant
 from generations.selectors import (
     generation_ids_busy_in_storage,
     generation_ids_with_unnamed_objects,
     generation_storage_keys,
     trash_cutoff,
 )
+from generations.states import EventType
 from storage.keys import generation_prefix
 from storage.services import objects_delete, prefix_delete
 
@@ -84,6 +86,7 @@ def purge_batch(ids: list[UUID]) -> None:
     for generation_id in generation_ids_with_unnamed_objects(ids):
         prefix_delete(generation_prefix(generation_id))
     with transaction.atomic():
+        _log_purges(ids)
         Generation.objects.filter(parent_id__in=ids).update(parent=None)
         # Children before parents, so no row is left to cascade to: plain DELETEs, without
         # the collector that would load every variant and generation first.
@@ -95,3 +98,21 @@ def purge_batch(ids: list[UUID]) -> None:
             Generation.objects.filter(id__in=ids),
         ):
             rows._raw_delete(rows.db)
+
+
+def _log_purges(ids: list[UUID]) -> None:
+    """A `purged` event for each of these generations, the last of its log (which outlives
+    it): one statement for the batch, numbered after each one's last event."""
+    now = timezone.now()
+    Event.objects.bulk_create(
+        Event(
+            generation_id=generation_id,
+            owner_id=owner_id,
+            sequence=last + 1,
+            type=EventType.PURGED,
+            created_at=now,
+        )
+        for generation_id, owner_id, last in Generation.objects.filter(id__in=ids).values_list(
+            "id", "owner_id", "last_event_sequence"
+        )
+    )

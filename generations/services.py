@@ -6,8 +6,10 @@ admin and the commands all call these.
 import logging
 import uuid
 from collections.abc import Mapping
+from datetime import datetime
 from functools import partial
 from typing import IO, Any
+from uuid import UUID
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -17,6 +19,7 @@ from django.utils import timezone
 
 from generations.dispatch import dispatch_generation
 from generations.errors import ActionRefused, ErrorCode, InputError, LimitExceeded
+from generations.events import event_record
 from generations.inputs import DERIVED_FIELDS, normalise_input
 from generations.kinds import KindSpec, kind_spec
 from generations.models import Generation, GenerationMetadata, Item, SourceType, Variant
@@ -28,6 +31,7 @@ from generations.selectors import (
 )
 from generations.states import (
     ACTIVE_GENERATION_STATUSES,
+    EventType,
     GenerationStatus,
     GenerationTransition,
     ItemStatus,
@@ -61,6 +65,7 @@ def generation_create(
     source_file: IO[bytes] | None = None,
     source_filename: str = "",
     parent: Generation | None = None,
+    by: User | None = None,
 ) -> Generation:
     """Validate, estimate, record the generation with its variants, items and metadata as
     pending, and enqueue it once the transaction commits. Raises InputError.
@@ -133,12 +138,39 @@ def generation_create(
                 for number, item_prompt in enumerate(prompts, start=1)
             )
             GenerationMetadata.objects.create(generation=generation)
-            dispatch_generation(generation.id)
+            requester = by or owner
+            event_record(
+                generation.id,
+                EventType.CREATED,
+                by=requester,
+                payload={
+                    "kind": kind,
+                    "total_items": generation.total_items,
+                    "parent": str(parent.id) if parent else None,
+                },
+                now=now,
+            )
+            if parent is not None:
+                event_record(
+                    parent.id,
+                    EventType.REGENERATED,
+                    by=requester,
+                    payload={"regeneration": str(generation.id)},
+                    now=now,
+                )
+            _dispatch(generation.id, now)
     except BaseException:
         if stored_source:
             _remove_unrecorded_source(stored_source)
         raise
     return generation
+
+
+def _dispatch(generation_id: UUID, now: datetime) -> None:
+    """Send the generation to the workers once the transaction commits, and say so in its
+    log."""
+    event_record(generation_id, EventType.DISPATCHED, payload={"task": "run_generation"}, now=now)
+    dispatch_generation(generation_id)
 
 
 def _provider(name: str | None) -> Provider:
@@ -186,7 +218,7 @@ def _source_type(snapshot: Mapping[str, Any], source_file: IO[bytes] | None) -> 
     return SourceType.URL if snapshot.get("source_url") else SourceType.NONE
 
 
-def generation_cancel(*, generation: Generation) -> Generation:
+def generation_cancel(*, generation: Generation, by: User | None = None) -> Generation:
     """Cancel a pending or processing generation: queued items are cancelled now, running
     ones stop at their next checkpoint. Raises ActionRefused once it has ended."""
     if not can_cancel(generation.status):
@@ -198,6 +230,7 @@ def generation_cancel(*, generation: Generation) -> Generation:
     variant_ids = list(generation.variants.values_list("id", flat=True))
     cancel = GenerationTransition.CANCEL
     with transaction.atomic():
+        event_record(generation.id, EventType.CANCEL_REQUESTED, by=by, now=now)
         cancelled = queued_items_end(
             variant_ids=variant_ids,
             transition=ItemTransition.CANCEL,
@@ -215,12 +248,15 @@ def generation_cancel(*, generation: Generation) -> Generation:
             error_message="Cancelled by its owner.",
         ):
             raise ActionRefused("This generation ended before it could be cancelled.")
+        event_record(
+            generation.id, EventType.CANCELLED, payload={"cancelled_items": cancelled}, now=now
+        )
         finalise_if_ended(generation_id=generation.id, variant_ids=variant_ids, now=now)
     generation.refresh_from_db()
     return generation
 
 
-def generation_retry(*, generation: Generation) -> int:
+def generation_retry(*, generation: Generation, by: User | None = None) -> int:
     """Run again every item that failed or was cancelled, keeping the completed ones.
     Returns how many items were queued; raises ActionRefused when there is nothing to do."""
     if generation.deleted_at is not None:
@@ -293,7 +329,14 @@ def generation_retry(*, generation: Generation) -> int:
             error_message="",
         ):
             raise ActionRefused("This generation changed meanwhile; reload and try again.")
-        dispatch_generation(generation.id)
+        event_record(
+            generation.id,
+            EventType.RETRIED,
+            by=by,
+            payload={"items": failed_total + cancelled_total, "resume": resuming},
+            now=now,
+        )
+        _dispatch(generation.id, now)
     generation.refresh_from_db()
     return failed_total + cancelled_total
 
@@ -303,6 +346,7 @@ def generation_regenerate(
     generation: Generation,
     owner: User,
     overrides: Mapping[str, Any] | None = None,
+    by: User | None = None,
 ) -> Generation:
     """A new generation with the same input (and seed, so the same output) unless
     `overrides` change it; its parent is `generation`."""
@@ -320,6 +364,7 @@ def generation_regenerate(
         provider=provider,
         model=model,
         parent=generation,
+        by=by,
     )
     source_key_value = generation.input.get("source_key")
     if source_key_value and "source_url" not in changes:
@@ -328,26 +373,33 @@ def generation_regenerate(
     return create()
 
 
-def generation_delete(*, generation: Generation) -> Generation:
+def generation_delete(*, generation: Generation, by: User | None = None) -> Generation:
     """Move to the trash (cancelling it first if it is still running). The purge removes
     it for good after TRASH_RETENTION_DAYS."""
     if generation.deleted_at is not None:
         raise ActionRefused("This generation is already in the trash.")
     if can_cancel(generation.status):
-        generation_cancel(generation=generation)
-    Generation.objects.filter(id=generation.id, deleted_at__isnull=True).update(
-        deleted_at=timezone.now()
-    )
+        generation_cancel(generation=generation, by=by)
+    now = timezone.now()
+    with transaction.atomic():
+        if Generation.objects.filter(id=generation.id, deleted_at__isnull=True).update(
+            deleted_at=now
+        ):
+            event_record(generation.id, EventType.DELETED, by=by, now=now)
     generation.refresh_from_db()
     return generation
 
 
-def generation_restore(*, generation: Generation) -> Generation:
+def generation_restore(*, generation: Generation, by: User | None = None) -> Generation:
     """Take a generation out of the trash while its retention period lasts."""
     if generation.deleted_at is None:
         raise ActionRefused("This generation is not in the trash.")
     if generation.deleted_at < trash_cutoff():
         raise ActionRefused("This generation has passed its retention period and will be purged.")
-    Generation.objects.filter(id=generation.id).update(deleted_at=None)
+    with transaction.atomic():
+        if Generation.objects.filter(id=generation.id, deleted_at__isnull=False).update(
+            deleted_at=None
+        ):
+            event_record(generation.id, EventType.RESTORED, by=by)
     generation.refresh_from_db()
     return generation

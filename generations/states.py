@@ -52,6 +52,45 @@ class AttemptOutcome(models.TextChoices):
     LOST = "lost", "Worker lost"
 
 
+class EventType(models.TextChoices):
+    """What an event in a generation's log records."""
+
+    CREATED = "created", "Created"
+    DISPATCHED = "dispatched", "Sent to the workers"
+    STARTED = "started", "Started"
+    ITEM_STARTED = "item_started", "Item started"
+    ITEM_COMPLETED = "item_completed", "Item completed"
+    ITEM_FAILED = "item_failed", "Item failed"
+    ITEM_RETRIED = "item_retried", "Item queued again"
+    ITEM_CANCELLED = "item_cancelled", "Item stopped by the cancel"
+    CANCEL_REQUESTED = "cancel_requested", "Cancel requested"
+    CANCELLED = "cancelled", "Cancelled"
+    COMPLETED = "completed", "Completed"
+    PARTIAL_SUCCESS = "partial_success", "Ended with some items failed"
+    FAILED = "failed", "Failed"
+    RETRIED = "retried", "Retried"
+    REGENERATED = "regenerated", "Regenerated"
+    DELETED = "deleted", "Moved to the trash"
+    RESTORED = "restored", "Restored"
+    PURGED = "purged", "Purged"
+
+
+class Actor(models.TextChoices):
+    """Who caused an event."""
+
+    USER = "user", "Its owner"
+    STAFF = "staff", "Staff"
+    SYSTEM = "system", "Genvault"
+
+
+# The event that records a generation ending in each final status.
+ENDING_EVENTS = {
+    "completed": EventType.COMPLETED,
+    "partial_success": EventType.PARTIAL_SUCCESS,
+    "failed": EventType.FAILED,
+    "cancelled": EventType.CANCELLED,
+}
+
 # The outcomes of attempts that failed, whether or not a retry followed.
 FAILURE_OUTCOMES = frozenset({AttemptOutcome.FAILED, AttemptOutcome.RETRYING, AttemptOutcome.LOST})
 

@@ -8,10 +8,12 @@ from uuid import UUID
 from django.db import transaction
 from django.db.models import QuerySet
 
+from generations.events import event_record
 from generations.models import Generation, GenerationMetadata, Item, Variant
 from generations.pipeline.evaluation import evaluation_of
 from generations.pipeline.statements import Counters
 from generations.states import (
+    ENDING_EVENTS,
     GenerationStatus,
     ItemStatus,
     rollup_status,
@@ -83,14 +85,25 @@ def _finalise_generation(generation: Generation, *, cancel_requested: bool, now:
         code, message = ("", "")
         if generation.failed_items:
             code, message = _failure_summary(Item.objects.filter(generation_id=generation_id))
-        Generation.objects.filter(id=generation_id, status__in=sources_of(status)).update(
+        if Generation.objects.filter(id=generation_id, status__in=sources_of(status)).update(
             status=status,
             completed_at=now,
             updated_at=now,
             generation_time_seconds=generation.elapsed_seconds(now),
             error_code=code,
             error_message=message,
-        )
+        ):
+            event_record(
+                generation_id,
+                ENDING_EVENTS[status],
+                payload={
+                    "completed_items": generation.completed_items,
+                    "failed_items": generation.failed_items,
+                    "cancelled_items": generation.cancelled_items,
+                    "error_code": code,
+                },
+                now=now,
+            )
     elif generation.status != GenerationStatus.CANCELLED:
         return
     # A cancelled generation ended earlier; its evaluation waits for its last item.

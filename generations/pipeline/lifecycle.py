@@ -35,6 +35,7 @@ from generations.pipeline.statements import (
     SQL,
     AttemptEnd,
     Counters,
+    ItemEvent,
     claim,
     held_by,
     lost_since,
@@ -43,6 +44,7 @@ from generations.pipeline.statements import (
 )
 from generations.states import (
     AttemptOutcome,
+    EventType,
     GenerationStatus,
     ItemStatus,
     ItemTransition,
@@ -163,6 +165,7 @@ def item_complete(*, item: ItemRef, claim_token: str, result: ItemResult) -> boo
             provider_job_id=result.provider_job_id,
             cost=result.cost,
         ),
+        ItemEvent(EventType.ITEM_COMPLETED, {"cost": str(result.cost)}),
     )
 
 
@@ -185,6 +188,7 @@ def item_fail(*, item: ItemRef, claim_token: str, error: GenerationError) -> flo
             },
             held_by(item.id, claim_token, requeue),
             _failed(error, AttemptOutcome.RETRYING),
+            _event(EventType.ITEM_RETRIED, error, reason=QueueReason.AUTOMATIC_RETRY),
         )
         return retry_delay(item.attempts) if requeued else None
     fail = ItemTransition.FAIL
@@ -194,6 +198,7 @@ def item_fail(*, item: ItemRef, claim_token: str, error: GenerationError) -> flo
         held_by(item.id, claim_token, fail),
         {"error_code": error.code, "error_message": error.message},
         _failed(error, AttemptOutcome.FAILED),
+        _event(EventType.ITEM_FAILED, error),
     )
     return None
 
@@ -202,6 +207,10 @@ def worker_name() -> str:
     """This worker process, as its attempts record it (read at each claim: pool processes
     are forked after this module is imported)."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _event(type: str, error: GenerationError, **payload: Any) -> ItemEvent:
+    return ItemEvent(type, {"error_code": error.code, **payload})
 
 
 def _failed(error: GenerationError, outcome: str) -> AttemptEnd:
@@ -225,6 +234,7 @@ def item_stop_cancelled(*, item: ItemRef, claim_token: str) -> None:
         AttemptEnd(
             outcome=AttemptOutcome.CANCELLED, error_code=ErrorCode.CANCELLED, error_message=message
         ),
+        ItemEvent(EventType.ITEM_CANCELLED),
     )
 
 
@@ -249,6 +259,10 @@ def item_recover_lost(*, item_id: UUID, started_before: datetime) -> bool:
             Attempt.objects.filter(item_id=item_id, ended_at__isnull=True).update(
                 **_lost(now).values(now)
             )
+            ItemEvent(
+                EventType.ITEM_RETRIED,
+                {"error_code": ErrorCode.WORKER_LOST, "reason": QueueReason.RECOVERY},
+            ).record(item_id, now)
             return True
     fail = ItemTransition.FAIL
     item = Item.objects.filter(
@@ -262,6 +276,7 @@ def item_recover_lost(*, item_id: UUID, started_before: datetime) -> bool:
             lost_since(item_id, started_before, fail),
             {"error_code": ErrorCode.WORKER_LOST, "error_message": message},
             _lost(now, message),
+            ItemEvent(EventType.ITEM_FAILED, {"error_code": ErrorCode.WORKER_LOST}),
         )
     return False
 
@@ -307,7 +322,12 @@ def retry_delay(attempts: int) -> float:
 
 
 def _end_item(
-    item: ItemRef, transition: ItemTransition, where: SQL, values: dict[str, Any], end: AttemptEnd
+    item: ItemRef,
+    transition: ItemTransition,
+    where: SQL,
+    values: dict[str, Any],
+    end: AttemptEnd,
+    event: ItemEvent,
 ) -> bool:
     """End the item by `transition` if `where` still matches it (it does not once the item
     was taken away) and count it in its variant and generation, in one transaction; then,
@@ -319,6 +339,7 @@ def _end_item(
         where,
         counter=_COUNTER_OF_STATUS[transition.target],
         end=end,
+        event=event,
         variant_id=item.variant_id,
         generation_id=item.generation_id,
     )

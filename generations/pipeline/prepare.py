@@ -10,11 +10,17 @@ from django.db.models import F
 from django.utils import timezone
 
 from generations.errors import GenerationError
+from generations.events import event_record
 from generations.models import Generation, GenerationMetadata, Item, Variant
 from generations.pipeline import stages
 from generations.pipeline.finalise import finalise_if_ended
 from generations.pipeline.lifecycle import queued_items_end
-from generations.states import GenerationStatus, GenerationTransition, ItemTransition
+from generations.states import (
+    EventType,
+    GenerationStatus,
+    GenerationTransition,
+    ItemTransition,
+)
 
 
 def generation_prepare(*, generation_id: UUID) -> list[UUID]:
@@ -26,9 +32,11 @@ def generation_prepare(*, generation_id: UUID) -> list[UUID]:
     """
     now = timezone.now()
     start = GenerationTransition.START
-    Generation.objects.filter(id=generation_id, status__in=start.sources).update(
-        status=start.target, started_at=now, updated_at=now
-    )
+    with transaction.atomic():
+        if Generation.objects.filter(id=generation_id, status__in=start.sources).update(
+            status=start.target, started_at=now, updated_at=now
+        ):
+            event_record(generation_id, EventType.STARTED, now=now)
     generation = Generation.objects.select_related("metadata").get(id=generation_id)
     if generation.status != GenerationStatus.PROCESSING:
         return []

@@ -5,15 +5,18 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from generations.dispatch import dispatch_generation, dispatch_items
+from generations.events import event_record
 from generations.models import Generation, Item
 from generations.pipeline.finalise import finalise_if_ended
 from generations.pipeline.lifecycle import item_recover_lost
 from generations.states import (
     ACTIVE_GENERATION_STATUSES,
+    EventType,
     GenerationStatus,
     GenerationTransition,
     ItemTransition,
@@ -50,7 +53,14 @@ def recover_stuck_work() -> dict[str, int]:
         ).values_list("id", flat=True)[:RECOVERY_BATCH_SIZE]
     )
     for generation_id in pending + unprepared:
-        dispatch_generation(generation_id)
+        with transaction.atomic():
+            event_record(
+                generation_id,
+                EventType.DISPATCHED,
+                payload={"task": "run_generation", "reason": "recovery"},
+                now=now,
+            )
+            dispatch_generation(generation_id)
 
     forgotten = list(
         Item.objects.filter(

@@ -8,19 +8,22 @@ rows are locked in the order item, variant, generation, which keeps concurrent
 transactions free of lock cycles.
 """
 
+import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import Field, Model
 
 from generations.errors import ErrorCode
+from generations.events import event_record
 from generations.models import Attempt, Generation, Item, Variant
-from generations.states import AttemptOutcome, ItemTransition
+from generations.states import AttemptOutcome, EventType, ItemTransition
 
 # A statement or a fragment of one, and its parameters.
 SQL = tuple[str, Sequence[Any]]
@@ -58,6 +61,9 @@ _CLAIM_RETURNING = """
     "queue_reason", "queued_at"
 """
 
+# What an item's change returns for its attempt and its event.
+_ITEM_COLUMNS = '"id", "generation_id", "variant_id", "number", "attempts"'
+
 # Opens the claimed item's next attempt; `{source}` is the CTE of the claimed item.
 _ATTEMPT_OPEN = """
     INSERT INTO "generations_attempt" ("generation_id", "item_id", "number", "reason",
@@ -76,6 +82,52 @@ _ATTEMPT_CLOSE = """
 """
 
 _LOST_ON_RECLAIM = "The worker running this attempt stopped before it ended."
+
+# An item event, appended to its generation's log: `{rows}` is a CTE with the item's
+# "id", "variant_id", "number" and "attempts", `{numbered}` one with its generation's
+# "generation_id", "owner_id" and new "last_event_sequence"; `{extra}` adds to the payload.
+_ITEM_EVENT_INSERT = """
+    INSERT INTO "generations_event" ("generation_id", "owner_id", "sequence", "type",
+        "actor", "actor_user_id", "payload", "created_at")
+    SELECT {numbered}."generation_id", {numbered}."owner_id", {numbered}."last_event_sequence",
+        %s, 'system', NULL,
+        jsonb_build_object('item', {rows}."id", 'variant', {rows}."variant_id",
+            'number', {rows}."number", 'attempt', {rows}."attempts") || {extra}, %s
+    FROM {numbered}, {rows}
+"""
+# Takes the next sequence number of the generation of the items in CTE `{rows}`.
+_NEXT_SEQUENCE = """
+    UPDATE "generations_generation" SET "last_event_sequence" =
+        "generations_generation"."last_event_sequence" + 1
+    FROM {rows} WHERE "generations_generation"."id" = {rows}."generation_id"
+    RETURNING "generations_generation"."id" AS "generation_id",
+        "generations_generation"."owner_id", "generations_generation"."last_event_sequence"
+"""
+
+
+@dataclass(frozen=True)
+class ItemEvent:
+    """The event an item's change appends to its generation's log."""
+
+    type: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    def record(self, item_id: UUID, now: datetime) -> None:
+        """Append it step by step (where the one-statement SQL does not run)."""
+        item = Item.objects.filter(id=item_id).values(
+            "generation_id", "variant_id", "number", "attempts"
+        )[0]
+        payload = {
+            "item": str(item_id),
+            "variant": str(item["variant_id"]),
+            "number": item["number"],
+            "attempt": item["attempts"],
+            **self.payload,
+        }
+        event_record(item["generation_id"], self.type, payload=payload, now=now)
+
+    def params(self, now: datetime) -> list[Any]:
+        return [self.type, json.dumps(self.payload, cls=DjangoJSONEncoder), _datetime(now)]
 
 
 @dataclass(frozen=True)
@@ -132,11 +184,18 @@ def claim(
     if counts_in_one_statement():
         close = _attempt_close_sql(LOST_ON_RECLAIM, now, source="claimed", number='"attempts" - 1')
         opened = _ATTEMPT_OPEN.format(source="claimed")
+        numbered = _NEXT_SEQUENCE.format(rows="claimed")
+        logged = _ITEM_EVENT_INSERT.format(
+            rows="claimed",
+            numbered="numbered",
+            extra="jsonb_build_object('reason', claimed.\"queue_reason\")",
+        )
         with connection.cursor() as cursor:
             cursor.execute(
-                f"""WITH claimed AS ({update}), lost AS ({close[0]}), opened AS ({opened})
+                f"""WITH claimed AS ({update}), lost AS ({close[0]}), opened AS ({opened}),
+                numbered AS ({numbered}), logged AS ({logged})
                 SELECT * FROM claimed""",  # noqa: S608 (constants and ORM-prepared SQL)
-                [*params, *close[1], moment, worker],
+                [*params, *close[1], moment, worker, EventType.ITEM_STARTED, moment],
             )
             row: Sequence[Any] | None = cursor.fetchone()
         return row
@@ -157,22 +216,26 @@ def claim(
             started_at=now,
             worker=worker,
         )
+        ItemEvent(EventType.ITEM_STARTED, {"reason": row[12]}).record(item_id, now)
         return row
 
 
-def update_and_close(values: dict[str, Any], where: SQL, end: AttemptEnd) -> int:
-    """Update the item (`where` names it by its id) and close its current attempt as `end`
-    says, in one statement on PostgreSQL; returns how many items changed."""
+def update_and_close(values: dict[str, Any], where: SQL, end: AttemptEnd, event: ItemEvent) -> int:
+    """Update the item (`where` names it by its id), close its current attempt as `end`
+    says and append `event`, in one statement on PostgreSQL; returns how many items
+    changed."""
     update = item_update(values, where)
     now = values["updated_at"]
     if counts_in_one_statement():
         close = _attempt_close_sql(end, now, source="changed")
+        numbered = _NEXT_SEQUENCE.format(rows="changed")
+        logged = _ITEM_EVENT_INSERT.format(rows="changed", numbered="numbered", extra="%s::jsonb")
         with connection.cursor() as cursor:
             cursor.execute(
-                f"""WITH changed AS ({update[0]} RETURNING "id", "attempts"),
-                closed AS ({close[0]})
+                f"""WITH changed AS ({update[0]} RETURNING {_ITEM_COLUMNS}),
+                closed AS ({close[0]}), numbered AS ({numbered}), logged AS ({logged})
                 SELECT count(*) FROM changed""",  # noqa: S608
-                [*update[1], *close[1]],
+                [*update[1], *close[1], *event.params(now)],
             )
             row = cursor.fetchone()
         return int(row[0]) if row else 0
@@ -181,6 +244,7 @@ def update_and_close(values: dict[str, Any], where: SQL, end: AttemptEnd) -> int
         changed = int(cursor.rowcount)
         if changed:
             _close_in_steps(where, end, now)
+            event.record(where[1][0], now)
         return changed
 
 
@@ -245,23 +309,29 @@ def update_and_count(
     *,
     counter: str,
     end: AttemptEnd,
+    event: ItemEvent,
     variant_id: UUID,
     generation_id: UUID,
 ) -> Counted | None:
     """Update the item, close its current attempt as `end` says, add one to `counter` of
-    its variant and generation and the attempt's cost to the generation's; returns their
-    counters as they stand after the addition, or None when `where` matched nothing."""
+    its variant and generation and the attempt's cost to the generation's, and append
+    `event`; returns their counters as they stand after the addition, or None when
+    `where` matched nothing."""
     now = values["updated_at"]
     variant_set = _increments_sql(Variant, {counter: 1}, now)
-    generation_set = _increments_sql(Generation, {counter: 1, "actual_cost": end.cost}, now)
     update = item_update(values, where)
     if counts_in_one_statement():
+        generation_set = _increments_sql(
+            Generation, {counter: 1, "actual_cost": end.cost, "last_event_sequence": 1}, now
+        )
         close = _attempt_close_sql(end, now, source="ended")
-        return _count_in_one_statement(update, close, variant_set, generation_set)
+        return _count_in_one_statement(update, close, variant_set, generation_set, event, now)
+    generation_set = _increments_sql(Generation, {counter: 1, "actual_cost": end.cost}, now)
     with transaction.atomic():
         counted = _count_in_steps(update, variant_set, generation_set, variant_id, generation_id)
         if counted is not None:
             _close_in_steps(where, end, now)
+            event.record(where[1][0], now)
         return counted
 
 
@@ -271,31 +341,55 @@ def counts_in_one_statement() -> bool:
 
 
 def _count_in_one_statement(
-    item_update: SQL, close: SQL, variant_set: SQL, generation_set: SQL
+    item_update: SQL,
+    close: SQL,
+    variant_set: SQL,
+    generation_set: SQL,
+    event: ItemEvent,
+    now: datetime,
 ) -> Counted | None:
     """The item's UPDATE feeds its attempt's and its variant's, which feeds the
-    generation's: rows are locked in the order item, attempt, variant, generation, and
-    each lock is held only for this one statement."""
+    generation's (which also numbers the item's event): rows are locked in the order item,
+    attempt, variant, generation, and each lock is held only for this one statement."""
+    logged = _ITEM_EVENT_INSERT.format(rows="ended", numbered="totalled", extra="%s::jsonb")
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""WITH ended AS ({item_update[0]} RETURNING "id", "attempts", "variant_id"),
+            f"""WITH ended AS ({item_update[0]} RETURNING {_ITEM_COLUMNS}),
             closed AS ({close[0]}),
             counted AS (
                 UPDATE "generations_variant" SET {variant_set[0]} FROM ended
                 WHERE "generations_variant"."id" = ended."variant_id"
                 RETURNING "generations_variant"."generation_id",
                     "total_items", "completed_items", "failed_items", "cancelled_items"
-            )
-            UPDATE "generations_generation" SET {generation_set[0]} FROM counted
-            WHERE "generations_generation"."id" = counted."generation_id"
-            RETURNING counted."total_items", counted."completed_items",
-                counted."failed_items", counted."cancelled_items",
-                "generations_generation"."total_items",
-                "generations_generation"."completed_items",
-                "generations_generation"."failed_items",
-                "generations_generation"."cancelled_items", "generations_generation"."status"
+            ),
+            totalled AS (
+                UPDATE "generations_generation" SET {generation_set[0]} FROM counted
+                WHERE "generations_generation"."id" = counted."generation_id"
+                RETURNING counted."total_items" AS "variant_total",
+                    counted."completed_items" AS "variant_completed",
+                    counted."failed_items" AS "variant_failed",
+                    counted."cancelled_items" AS "variant_cancelled",
+                    "generations_generation"."total_items",
+                    "generations_generation"."completed_items",
+                    "generations_generation"."failed_items",
+                    "generations_generation"."cancelled_items",
+                    "generations_generation"."status",
+                    "generations_generation"."id" AS "generation_id",
+                    "generations_generation"."owner_id",
+                    "generations_generation"."last_event_sequence"
+            ),
+            logged AS ({logged})
+            SELECT "variant_total", "variant_completed", "variant_failed", "variant_cancelled",
+                "total_items", "completed_items", "failed_items", "cancelled_items", "status"
+            FROM totalled
             """,  # noqa: S608 (only column names and ORM-compiled SQL are interpolated)
-            [*item_update[1], *close[1], *variant_set[1], *generation_set[1]],
+            [
+                *item_update[1],
+                *close[1],
+                *variant_set[1],
+                *generation_set[1],
+                *event.params(now),
+            ],
         )
         row = cursor.fetchone()
     if row is None:
