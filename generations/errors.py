@@ -18,6 +18,9 @@ class ErrorCode(models.TextChoices):
 RETRYABLE_CODES = frozenset(
     {ErrorCode.PROVIDER_ERROR, ErrorCode.PROVIDER_TIMEOUT, ErrorCode.STORAGE_UNAVAILABLE}
 )
+# Failures that running the item again, as it is, cannot fix: a user's "retry failed"
+# leaves them failed (editing and regenerating can).
+RETRY_FUTILE_CODES = frozenset({ErrorCode.INVALID_INPUT})
 
 
 class GenerationError(Exception):

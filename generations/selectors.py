@@ -11,10 +11,11 @@ from django.contrib.auth.models import User
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
-from generations.models import Attempt, Generation, Item, Variant
+from generations.models import Attempt, Event, Generation, Item, Variant
 from generations.states import (
     ACTIVE_GENERATION_STATUSES,
     FAILURE_OUTCOMES,
+    ITEM_EVENTS,
     GenerationStatus,
     ItemStatus,
 )
@@ -117,6 +118,27 @@ def item_list(variant: Variant) -> QuerySet[Item]:
 def attempt_list(item: Item) -> QuerySet[Attempt]:
     """Every attempt at `item`, first first."""
     return Attempt.objects.filter(item=item).order_by("number")
+
+
+def event_list(generation_id: UUID) -> QuerySet[Event]:
+    """A generation's event log, in order (scope the generation first: events carry no
+    foreign key to check against)."""
+    return Event.objects.filter(generation_id=generation_id).order_by("sequence")
+
+
+def event_timeline(generation_id: UUID) -> tuple[list[Event], dict[str, int]]:
+    """What a generation's timeline shows: its own events in order, and its items' events
+    counted by type, in two queries however many items it has."""
+    events = event_list(generation_id)
+    own = list(events.exclude(type__in=ITEM_EVENTS).select_related("actor_user"))
+    counts = dict(
+        events.filter(type__in=ITEM_EVENTS)
+        .order_by()
+        .values_list("type")
+        .annotate(count=Count("pk"))
+        .values_list("type", "count")
+    )
+    return own, counts
 
 
 def item_get(*, user: User, item_id: UUID | str) -> Item:

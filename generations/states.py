@@ -21,6 +21,9 @@ class GenerationStatus(models.TextChoices):
     COMPLETED = "completed", "Completed"
     PARTIAL_SUCCESS = "partial_success", "Partial success"
     FAILED = "failed", "Failed"
+    # A cancel was asked for while items were running: they stop at their next
+    # checkpoint, and the generation is cancelled once none runs.
+    CANCELLING = "cancelling", "Cancelling"
     CANCELLED = "cancelled", "Cancelled"
 
 
@@ -83,6 +86,17 @@ class Actor(models.TextChoices):
     SYSTEM = "system", "Genvault"
 
 
+# The events of one item (the rest are the generation's own).
+ITEM_EVENTS = frozenset(
+    {
+        EventType.ITEM_STARTED,
+        EventType.ITEM_COMPLETED,
+        EventType.ITEM_FAILED,
+        EventType.ITEM_RETRIED,
+        EventType.ITEM_CANCELLED,
+    }
+)
+
 # The event that records a generation ending in each final status.
 ENDING_EVENTS = {
     "completed": EventType.COMPLETED,
@@ -106,6 +120,11 @@ FINAL_GENERATION_STATUSES = frozenset(
     }
 )
 ACTIVE_GENERATION_STATUSES = frozenset({GenerationStatus.PENDING, GenerationStatus.PROCESSING})
+# Still moving: what pages and clients keep polling, and what counts against a user's
+# limit of generations in flight.
+LIVE_GENERATION_STATUSES = ACTIVE_GENERATION_STATUSES | {GenerationStatus.CANCELLING}
+# A cancel was asked for: running items stop, and the roll-up ends in cancelled.
+CANCEL_REQUESTED_STATUSES = frozenset({GenerationStatus.CANCELLING, GenerationStatus.CANCELLED})
 
 
 class Transition(Enum):
@@ -128,9 +147,15 @@ class GenerationTransition(Transition):
 
     # The first prepare: stages begin; a variant once its items have their prompts.
     START = ({GenerationStatus.PENDING}, {GenerationStatus.PROCESSING})
+    # A cancel while items run: they are told to stop, and the generation settles (END)
+    # once none runs.
+    REQUEST_CANCEL = (ACTIVE_GENERATION_STATUSES, {GenerationStatus.CANCELLING})
+    # A cancel while no item runs: cancelled at once.
     CANCEL = (ACTIVE_GENERATION_STATUSES, {GenerationStatus.CANCELLED})
     # The last item has ended; `rollup_status` says which final status.
     END = ({GenerationStatus.PROCESSING}, FINAL_GENERATION_STATUSES)
+    # The last running item of a cancelling generation has stopped.
+    SETTLE = ({GenerationStatus.CANCELLING}, {GenerationStatus.CANCELLED})
     # A variant of a generation whose input cannot be rendered fails before it starts.
     REFUSE = ({GenerationStatus.PENDING}, {GenerationStatus.FAILED})
     # Retrying the items that did not complete reopens a finished generation; a completed

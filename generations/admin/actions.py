@@ -11,6 +11,8 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.models import DELETION, LogEntry
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -101,13 +103,21 @@ def selected(
     return rows
 
 
-def calling(service: Callable[..., object]) -> Act:
-    """The act that calls `service` with the generation, logged in the wording's words."""
+def calling(service: Callable[..., object], request: HttpRequest) -> Act:
+    """The act that calls `service` with the generation on behalf of the staff member who
+    asked (so the generation's log names them), logged in the wording's words."""
 
     def act(generation: Generation) -> None:
-        service(generation=generation)
+        service(generation=generation, by=staff_member(request))
 
     return act
+
+
+def staff_member(request: HttpRequest) -> User:
+    """The signed-in staff member (the admin lets no one else run an action)."""
+    if not isinstance(request.user, User):
+        raise PermissionDenied
+    return request.user
 
 
 def apply(
@@ -149,7 +159,7 @@ class GenerationActionsMixin(AdminMixinBase):
 
     @admin.action(description="Cancel selected generations", permissions=["change"])
     def cancel(self, request: HttpRequest, queryset: Selection) -> None:
-        apply(self, request, queryset, calling(services.generation_cancel), CANCEL)
+        apply(self, request, queryset, calling(services.generation_cancel, request), CANCEL)
 
     @admin.action(description="Retry failed items of selected generations", permissions=["change"])
     def retry_failed(self, request: HttpRequest, queryset: Selection) -> None:
@@ -157,7 +167,7 @@ class GenerationActionsMixin(AdminMixinBase):
 
         def act(generation: Generation) -> str:
             nonlocal queued
-            items = services.generation_retry(generation=generation)
+            items = services.generation_retry(generation=generation, by=staff_member(request))
             queued += items
             return f"Retried {items} item{'' if items == 1 else 's'}"
 
@@ -175,7 +185,9 @@ class GenerationActionsMixin(AdminMixinBase):
             # On behalf of the owner: the new generation is theirs and counts against
             # their limit of generations in flight.
             owner = generation.owner
-            created = services.generation_regenerate(generation=generation, owner=owner)
+            created = services.generation_regenerate(
+                generation=generation, owner=owner, by=staff_member(request)
+            )
             self.log_addition(request, created, f"Regenerated from {generation.id}")
             return f"Regenerated as {created.id}"
 
@@ -184,11 +196,11 @@ class GenerationActionsMixin(AdminMixinBase):
 
     @admin.action(description="Move selected generations to the trash", permissions=["trash"])
     def soft_delete(self, request: HttpRequest, queryset: Selection) -> None:
-        apply(self, request, queryset, calling(services.generation_delete), TRASH)
+        apply(self, request, queryset, calling(services.generation_delete, request), TRASH)
 
     @admin.action(description="Restore selected generations from the trash", permissions=["trash"])
     def restore(self, request: HttpRequest, queryset: Selection) -> None:
-        apply(self, request, queryset, calling(services.generation_restore), RESTORE)
+        apply(self, request, queryset, calling(services.generation_restore, request), RESTORE)
 
     @admin.action(description="Purge selected generations now (permanent)", permissions=["trash"])
     def purge_now(self, request: HttpRequest, queryset: Selection) -> TemplateResponse | None:

@@ -98,6 +98,13 @@ def progress(counted: Generation | Variant) -> SafeString:
     )
 
 
+def error_cell(code: str, message: str) -> SafeString:
+    """An error code and its message, or a dash for none."""
+    if not code:
+        return EMPTY
+    return format_html("<code>{}</code> {}", code, message)
+
+
 def moment(value: datetime | None) -> SafeString:
     """A date over its time, in the current time zone: narrow enough for a list column."""
     if value is None:

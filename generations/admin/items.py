@@ -1,4 +1,5 @@
-"""The variant and item admins, and the variants inline of the generation page.
+"""The variant and item admins, the variants inline of the generation page and the
+attempts inline of the item page.
 
 Like the generation admin, they only show: no add, no Django delete, no form saves
 (a save would write back every column and undo the counters' concurrent F() updates).
@@ -6,7 +7,7 @@ Their lists are ordered by a unique index, so that no page sorts the table, and 
 count a whole table; the item list stays fast at tens of millions of rows.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from django.contrib import admin
@@ -27,11 +28,13 @@ from generations.admin.display import (
     ITEM_LIMIT,
     ItemGalleryMixin,
     admin_link,
+    error_cell,
     filesize,
     generation_cell,
     item_gallery_context,
     item_media,
     moment,
+    over,
     progress,
     seconds,
     short_id,
@@ -40,7 +43,12 @@ from generations.admin.display import (
 )
 from generations.admin.filters import ErrorCodeFilter, FailedWithCodeFilter, StuckFilter
 from generations.admin.lists import LargeTableAdminMixin
-from generations.models import Item, Variant
+from generations.models import Attempt, Item, Variant
+
+if TYPE_CHECKING:
+    AttemptTabularInline = admin.TabularInline[Attempt, Item]
+else:
+    AttemptTabularInline = admin.TabularInline
 
 
 class VariantColumnsMixin:
@@ -83,10 +91,73 @@ class VariantInline(ReadOnlyAdminMixin, VariantColumnsMixin, VariantTabularInlin
         )
 
     @admin.display(description="Error")
-    def error(self, variant: Variant) -> SafeString | str:
-        if not variant.error_code:
+    def error(self, variant: Variant) -> SafeString:
+        return error_cell(variant.error_code, variant.error_message)
+
+
+class AttemptInline(ReadOnlyAdminMixin, AttemptTabularInline):
+    """The item's attempt log, first attempt first: the (item, number) unique index serves
+    both the filter and the order, and every column is the attempt's own."""
+
+    model = Attempt
+    readonly_fields = (
+        "number",
+        "reason",
+        "started_column",
+        "duration_column",
+        "outcome_column",
+        "error",
+        "provider_column",
+        "worker_column",
+    )
+    fields = readonly_fields
+    ordering = ["number"]
+    extra = 0
+    max_num = 0
+    can_delete = False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Whoever may see the item sees its attempts.
+        return bool(request.user.has_perm("generations.view_item")) or bool(
+            request.user.has_perm("generations.change_item")
+        )
+
+    @admin.display(description="Started")
+    def started_column(self, attempt: Attempt) -> SafeString:
+        return moment(attempt.started_at)
+
+    @admin.display(description="Duration")
+    def duration_column(self, attempt: Attempt) -> str:
+        if attempt.ended_at is None:
+            return "—"
+        return seconds((attempt.ended_at - attempt.started_at).total_seconds())
+
+    @admin.display(description="Outcome")
+    def outcome_column(self, attempt: Attempt) -> SafeString:
+        if not attempt.outcome:
+            return status_badge("processing", "Running")
+        return status_badge(attempt.outcome, attempt.get_outcome_display())
+
+    @admin.display(description="Error")
+    def error(self, attempt: Attempt) -> SafeString:
+        cell = error_cell(attempt.error_code, attempt.error_message)
+        if attempt.retryable is None:
+            return cell
+        return format_html(
+            '{}<span class="gv-sub">{}</span>',
+            cell,
+            "Retryable" if attempt.retryable else "Not retryable",
+        )
+
+    @admin.display(description="Provider job")
+    def provider_column(self, attempt: Attempt) -> SafeString:
+        return over(attempt.provider_job_id or "—", f"cost {attempt.cost}")
+
+    @admin.display(description="Worker")
+    def worker_column(self, attempt: Attempt) -> SafeString:
+        if not attempt.worker:
             return EMPTY
-        return format_html("<code>{}</code> {}", variant.error_code, variant.error_message)
+        return format_html('<span class="gv-nowrap">{}</span>', attempt.worker)
 
 
 @admin.register(Variant)
@@ -186,6 +257,7 @@ class ItemAdmin(ReadOnlyAdminMixin, LargeTableAdminMixin, ItemModelAdmin):
     # many million rows. (The model's own ordering sorts by joined tables.)
     ordering = ["variant_id", "number"]
     object_select_related = ("generation", "variant")
+    inlines = [AttemptInline]
     fieldsets = [
         (
             None,

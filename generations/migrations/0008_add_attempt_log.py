@@ -23,6 +23,7 @@ class Migration(migrations.Migration):
                     ("recovery", "Recovered from a lost worker"),
                     ("resume", "Resumed after a cancel"),
                 ],
+                db_default="first_run",
                 default="first_run",
                 max_length=20,
             ),

@@ -13,6 +13,7 @@ from generations.models import Generation, GenerationMetadata, Item, Variant
 from generations.pipeline.evaluation import evaluation_of
 from generations.pipeline.statements import Counters
 from generations.states import (
+    CANCEL_REQUESTED_STATUSES,
     ENDING_EVENTS,
     GenerationStatus,
     ItemStatus,
@@ -35,7 +36,7 @@ def finalise_if_ended(
     with transaction.atomic():
         variants = list(chosen.select_for_update().order_by("id"))
         generation = Generation.objects.select_for_update().get(id=generation_id)
-        cancel_requested = generation.status == GenerationStatus.CANCELLED
+        cancel_requested = generation.status in CANCEL_REQUESTED_STATUSES
         for variant in variants:
             counters = _counters_of(variant)
             status = _rollup(counters, cancel_requested)

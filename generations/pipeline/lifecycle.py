@@ -31,11 +31,10 @@ from generations.errors import ErrorCode, GenerationError
 from generations.media.probe import MediaInfo
 from generations.models import Attempt, Item, Variant
 from generations.pipeline.finalise import finalise_if_ended, finalise_variant
+from generations.pipeline.records_sql import AttemptEnd, ItemEvent
+from generations.pipeline.sql import SQL
 from generations.pipeline.statements import (
-    SQL,
-    AttemptEnd,
     Counters,
-    ItemEvent,
     claim,
     held_by,
     lost_since,
@@ -43,9 +42,9 @@ from generations.pipeline.statements import (
     update_and_count,
 )
 from generations.states import (
+    CANCEL_REQUESTED_STATUSES,
     AttemptOutcome,
     EventType,
-    GenerationStatus,
     ItemStatus,
     ItemTransition,
     QueueReason,
@@ -353,7 +352,7 @@ def _end_item(
         finalise_variant(
             item.variant_id,
             counted.variant,
-            cancel_requested=counted.generation_status == GenerationStatus.CANCELLED,
+            cancel_requested=counted.generation_status in CANCEL_REQUESTED_STATUSES,
             now=now,
         )
     return True

@@ -89,10 +89,10 @@ def recover_stuck_work() -> dict[str, int]:
 
 def _unfinalised_generations(now: datetime, lease_start: datetime) -> list[UUID]:
     """Generations whose last item ended but whose worker died before deciding the final
-    status: still processing with every item ended, or cancelled (recently: older ones
-    were swept before) with a variant still active."""
+    status: still processing or cancelling with every item ended, or cancelled (recently:
+    older ones were swept before) with a variant still active."""
     ended = Generation.objects.filter(
-        status__in=GenerationTransition.END.sources,
+        status__in=GenerationTransition.END.sources | GenerationTransition.SETTLE.sources,
         updated_at__lt=lease_start,
         total_items__lte=F("completed_items") + F("failed_items") + F("cancelled_items"),
     )

@@ -24,7 +24,7 @@ from generations.pipeline.lifecycle import (
     item_stop_cancelled,
 )
 from generations.providers import ItemRequest, ProducedItem, get_provider
-from generations.states import GenerationStatus
+from generations.states import CANCEL_REQUESTED_STATUSES
 from storage.keys import asset_key, preview_key
 from storage.services import StorageUnavailable, object_save
 
@@ -39,7 +39,7 @@ def item_render(*, item_id: UUID, claim_token: str) -> None:
     item = item_claim(item_id=item_id, claim_token=claim_token)
     if item is None:
         return
-    if item.generation_status == GenerationStatus.CANCELLED:
+    if item.generation_status in CANCEL_REQUESTED_STATUSES:
         # Claimed in the moment between a cancel and its generation's status change.
         item_stop_cancelled(item=item, claim_token=claim_token)
         return
@@ -106,7 +106,9 @@ def _cancel_checkpoint(generation_id: UUID) -> Callable[[], None]:
         if time.monotonic() < next_check:
             return
         next_check = time.monotonic() + CANCEL_CHECK_INTERVAL_SECONDS
-        if Generation.objects.filter(id=generation_id, status=GenerationStatus.CANCELLED).exists():
+        if Generation.objects.filter(
+            id=generation_id, status__in=CANCEL_REQUESTED_STATUSES
+        ).exists():
             raise Cancelled()
 
     return checkpoint

@@ -8,25 +8,29 @@ rows are locked in the order item, variant, generation, which keeps concurrent
 transactions free of lock cycles.
 """
 
-import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.db.models import Field, Model
 
-from generations.errors import ErrorCode
-from generations.events import event_record
 from generations.models import Attempt, Generation, Item, Variant
-from generations.states import AttemptOutcome, EventType, ItemTransition
+from generations.pipeline.records_sql import (
+    ATTEMPT_OPEN,
+    ITEM_EVENT_INSERT,
+    LOST_ON_RECLAIM,
+    NEXT_SEQUENCE,
+    AttemptEnd,
+    ItemEvent,
+    attempt_close_sql,
+    close_in_steps,
+)
+from generations.pipeline.sql import SQL, datetime_param, pk, quoted_column, status_in
+from generations.states import EventType, ItemTransition
 
-# A statement or a fragment of one, and its parameters.
-SQL = tuple[str, Sequence[Any]]
 # (total, completed, failed, cancelled) of a variant or a generation.
 Counters = tuple[int, int, int, int]
 
@@ -64,102 +68,6 @@ _CLAIM_RETURNING = """
 # What an item's change returns for its attempt and its event.
 _ITEM_COLUMNS = '"id", "generation_id", "variant_id", "number", "attempts"'
 
-# Opens the claimed item's next attempt; `{source}` is the CTE of the claimed item.
-_ATTEMPT_OPEN = """
-    INSERT INTO "generations_attempt" ("generation_id", "item_id", "number", "reason",
-        "queued_at", "started_at", "ended_at", "outcome", "error_code", "error_message",
-        "retryable", "provider_job_id", "cost", "worker")
-    SELECT "generation_id", "id", "attempts", "queue_reason", "queued_at", %s, NULL, '',
-        '', '', NULL, '', 0, %s FROM {source}
-"""
-
-# Closes the open attempt of the item in CTE `{source}`: its attempt number `{number}`.
-_ATTEMPT_CLOSE = """
-    UPDATE "generations_attempt" SET {assignments} FROM {source}
-    WHERE "generations_attempt"."item_id" = {source}."id"
-        AND "generations_attempt"."number" = {source}.{number}
-        AND "generations_attempt"."ended_at" IS NULL
-"""
-
-_LOST_ON_RECLAIM = "The worker running this attempt stopped before it ended."
-
-# An item event, appended to its generation's log: `{rows}` is a CTE with the item's
-# "id", "variant_id", "number" and "attempts", `{numbered}` one with its generation's
-# "generation_id", "owner_id" and new "last_event_sequence"; `{extra}` adds to the payload.
-_ITEM_EVENT_INSERT = """
-    INSERT INTO "generations_event" ("generation_id", "owner_id", "sequence", "type",
-        "actor", "actor_user_id", "payload", "created_at")
-    SELECT {numbered}."generation_id", {numbered}."owner_id", {numbered}."last_event_sequence",
-        %s, 'system', NULL,
-        jsonb_build_object('item', {rows}."id", 'variant', {rows}."variant_id",
-            'number', {rows}."number", 'attempt', {rows}."attempts") || {extra}, %s
-    FROM {numbered}, {rows}
-"""
-# Takes the next sequence number of the generation of the items in CTE `{rows}`.
-_NEXT_SEQUENCE = """
-    UPDATE "generations_generation" SET "last_event_sequence" =
-        "generations_generation"."last_event_sequence" + 1
-    FROM {rows} WHERE "generations_generation"."id" = {rows}."generation_id"
-    RETURNING "generations_generation"."id" AS "generation_id",
-        "generations_generation"."owner_id", "generations_generation"."last_event_sequence"
-"""
-
-
-@dataclass(frozen=True)
-class ItemEvent:
-    """The event an item's change appends to its generation's log."""
-
-    type: str
-    payload: dict[str, Any] = field(default_factory=dict)
-
-    def record(self, item_id: UUID, now: datetime) -> None:
-        """Append it step by step (where the one-statement SQL does not run)."""
-        item = Item.objects.filter(id=item_id).values(
-            "generation_id", "variant_id", "number", "attempts"
-        )[0]
-        payload = {
-            "item": str(item_id),
-            "variant": str(item["variant_id"]),
-            "number": item["number"],
-            "attempt": item["attempts"],
-            **self.payload,
-        }
-        event_record(item["generation_id"], self.type, payload=payload, now=now)
-
-    def params(self, now: datetime) -> list[Any]:
-        return [self.type, json.dumps(self.payload, cls=DjangoJSONEncoder), _datetime(now)]
-
-
-@dataclass(frozen=True)
-class AttemptEnd:
-    """How an attempt ended, for its row in the attempt log."""
-
-    outcome: str
-    error_code: str = ""
-    error_message: str = ""
-    retryable: bool | None = None
-    provider_job_id: str = ""
-    cost: Decimal = Decimal(0)
-
-    def values(self, now: datetime) -> dict[str, Any]:
-        return {
-            "ended_at": now,
-            "outcome": self.outcome,
-            "error_code": self.error_code,
-            "error_message": self.error_message,
-            "retryable": self.retryable,
-            "provider_job_id": self.provider_job_id,
-            "cost": self.cost,
-        }
-
-
-LOST_ON_RECLAIM = AttemptEnd(
-    outcome=AttemptOutcome.LOST,
-    error_code=ErrorCode.WORKER_LOST,
-    error_message=_LOST_ON_RECLAIM,
-    retryable=True,
-)
-
 
 def claim(
     *, item_id: UUID, claim_token: str, now: datetime, max_attempts: int, worker: str
@@ -170,7 +78,7 @@ def claim(
     on a take-back, closes the one the dead worker left open). One statement on
     PostgreSQL. Returns the _CLAIM_RETURNING columns, or None when nothing was taken."""
     transition = ItemTransition.CLAIM
-    claimable, claimable_params = _status_in(transition.sources)
+    claimable, claimable_params = status_in(transition.sources)
     update = f"""
         UPDATE "generations_item" SET "status" = %s, "claim_token" = %s,
             "attempts" = "attempts" + 1, "started_at" = %s, "updated_at" = %s
@@ -178,14 +86,14 @@ def claim(
             {claimable} OR ("status" = %s AND "claim_token" = %s AND "attempts" < %s))
         RETURNING {_CLAIM_RETURNING}
     """  # noqa: S608 (only constants are interpolated)
-    moment = _datetime(now)
-    params = [transition.target, claim_token, moment, moment, _pk(Item, item_id)]
+    moment = datetime_param(now)
+    params = [transition.target, claim_token, moment, moment, pk(Item, item_id)]
     params += [*claimable_params, transition.target, claim_token, max_attempts]
     if counts_in_one_statement():
-        close = _attempt_close_sql(LOST_ON_RECLAIM, now, source="claimed", number='"attempts" - 1')
-        opened = _ATTEMPT_OPEN.format(source="claimed")
-        numbered = _NEXT_SEQUENCE.format(rows="claimed")
-        logged = _ITEM_EVENT_INSERT.format(
+        close = attempt_close_sql(LOST_ON_RECLAIM, now, source="claimed", number='"attempts" - 1')
+        opened = ATTEMPT_OPEN.format(source="claimed")
+        numbered = NEXT_SEQUENCE.format(rows="claimed")
+        logged = ITEM_EVENT_INSERT.format(
             rows="claimed",
             numbered="numbered",
             extra="jsonb_build_object('reason', claimed.\"queue_reason\")",
@@ -227,9 +135,9 @@ def update_and_close(values: dict[str, Any], where: SQL, end: AttemptEnd, event:
     update = item_update(values, where)
     now = values["updated_at"]
     if counts_in_one_statement():
-        close = _attempt_close_sql(end, now, source="changed")
-        numbered = _NEXT_SEQUENCE.format(rows="changed")
-        logged = _ITEM_EVENT_INSERT.format(rows="changed", numbered="numbered", extra="%s::jsonb")
+        close = attempt_close_sql(end, now, source="changed")
+        numbered = NEXT_SEQUENCE.format(rows="changed")
+        logged = ITEM_EVENT_INSERT.format(rows="changed", numbered="numbered", extra="%s::jsonb")
         with connection.cursor() as cursor:
             cursor.execute(
                 f"""WITH changed AS ({update[0]} RETURNING {_ITEM_COLUMNS}),
@@ -243,39 +151,16 @@ def update_and_close(values: dict[str, Any], where: SQL, end: AttemptEnd, event:
         cursor.execute(*update)
         changed = int(cursor.rowcount)
         if changed:
-            _close_in_steps(where, end, now)
+            close_in_steps(where, end, now)
             event.record(where[1][0], now)
         return changed
 
 
-def _attempt_close_sql(
-    end: AttemptEnd, now: datetime, *, source: str, number: str = '"attempts"'
-) -> SQL:
-    assignments, params = [], []
-    for name, value in end.values(now).items():
-        column, field = _column(Attempt, name)
-        assignments.append(f"{column} = %s")
-        params.append(field.get_db_prep_save(value, connection))
-    sql = _ATTEMPT_CLOSE.format(assignments=", ".join(assignments), source=source, number=number)
-    return sql, params
-
-
-def _close_in_steps(where: SQL, end: AttemptEnd, now: datetime) -> None:
-    """Close the open attempt of the item `where` names by its id (its first parameter)."""
-    item_id = where[1][0]
-    number = Item.objects.filter(id=item_id).values_list("attempts", flat=True).first()
-    if number is None:
-        return
-    Attempt.objects.filter(item_id=item_id, number=number, ended_at__isnull=True).update(
-        **end.values(now)
-    )
-
-
 def held_by(item_id: UUID, claim_token: str, transition: ItemTransition) -> SQL:
     """WHERE the item may take `transition` and is still held by this delivery."""
-    status, params = _status_in(transition.sources)
+    status, params = status_in(transition.sources)
     return f'"id" = %s AND {status} AND "claim_token" = %s', [
-        _pk(Item, item_id),
+        pk(Item, item_id),
         *params,
         claim_token,
     ]
@@ -283,11 +168,11 @@ def held_by(item_id: UUID, claim_token: str, transition: ItemTransition) -> SQL:
 
 def lost_since(item_id: UUID, started_before: datetime, transition: ItemTransition) -> SQL:
     """WHERE the item may take `transition` and started before `started_before`."""
-    status, params = _status_in(transition.sources)
+    status, params = status_in(transition.sources)
     return f'"id" = %s AND {status} AND "started_at" < %s', [
-        _pk(Item, item_id),
+        pk(Item, item_id),
         *params,
-        _datetime(started_before),
+        datetime_param(started_before),
     ]
 
 
@@ -296,7 +181,7 @@ def item_update(values: dict[str, Any], where: SQL) -> SQL:
     ORM would."""
     assignments, params = [], []
     for name, value in values.items():
-        column, field = _column(Item, name)
+        column, field = quoted_column(Item, name)
         assignments.append(f"{column} = %s")
         params.append(field.get_db_prep_save(value, connection))
     sql = f'UPDATE "generations_item" SET {", ".join(assignments)} WHERE {where[0]}'  # noqa: S608
@@ -324,13 +209,13 @@ def update_and_count(
         generation_set = _increments_sql(
             Generation, {counter: 1, "actual_cost": end.cost, "last_event_sequence": 1}, now
         )
-        close = _attempt_close_sql(end, now, source="ended")
+        close = attempt_close_sql(end, now, source="ended")
         return _count_in_one_statement(update, close, variant_set, generation_set, event, now)
     generation_set = _increments_sql(Generation, {counter: 1, "actual_cost": end.cost}, now)
     with transaction.atomic():
         counted = _count_in_steps(update, variant_set, generation_set, variant_id, generation_id)
         if counted is not None:
-            _close_in_steps(where, end, now)
+            close_in_steps(where, end, now)
             event.record(where[1][0], now)
         return counted
 
@@ -351,7 +236,7 @@ def _count_in_one_statement(
     """The item's UPDATE feeds its attempt's and its variant's, which feeds the
     generation's (which also numbers the item's event): rows are locked in the order item,
     attempt, variant, generation, and each lock is held only for this one statement."""
-    logged = _ITEM_EVENT_INSERT.format(rows="ended", numbered="totalled", extra="%s::jsonb")
+    logged = ITEM_EVENT_INSERT.format(rows="ended", numbered="totalled", extra="%s::jsonb")
     with connection.cursor() as cursor:
         cursor.execute(
             f"""WITH ended AS ({item_update[0]} RETURNING {_ITEM_COLUMNS}),
@@ -409,7 +294,7 @@ def _count_in_steps(
             f"""UPDATE "generations_variant" SET {variant_set[0]} WHERE "id" = %s
             RETURNING "total_items", "completed_items", "failed_items", "cancelled_items"
             """,  # noqa: S608
-            [*variant_set[1], _pk(Variant, variant_id)],
+            [*variant_set[1], pk(Variant, variant_id)],
         )
         variant = _counters(cursor.fetchone())
         cursor.execute(
@@ -417,7 +302,7 @@ def _count_in_steps(
             RETURNING "total_items", "completed_items", "failed_items", "cancelled_items",
                 "status"
             """,  # noqa: S608
-            [*generation_set[1], _pk(Generation, generation_id)],
+            [*generation_set[1], pk(Generation, generation_id)],
         )
         row = cursor.fetchone()
         return Counted(variant, _counters(row[:4]), row[4])
@@ -430,36 +315,13 @@ def _increments_sql(
     assignments, params = [], []
     for name, delta in increments.items():
         if delta:
-            column, field = _column(model, name)
+            column, field = quoted_column(model, name)
             table = connection.ops.quote_name(model._meta.db_table)
             assignments.append(f"{column} = {table}.{column} + %s")
             params.append(field.get_db_prep_value(delta, connection))
     assignments.append('"updated_at" = %s')
-    params.append(_column(model, "updated_at")[1].get_db_prep_value(now, connection))
+    params.append(quoted_column(model, "updated_at")[1].get_db_prep_value(now, connection))
     return ", ".join(assignments), params
-
-
-def _status_in(statuses: Iterable[str]) -> SQL:
-    """`"status" IN (%s, ...)` for these statuses, in a stable order."""
-    ordered = sorted(statuses)
-    return f'"status" IN ({", ".join(["%s"] * len(ordered))})', ordered
-
-
-def _column(model: type[Model], name: str) -> tuple[str, Field[Any, Any]]:
-    """The quoted column of a concrete field, and the field."""
-    field = model._meta.get_field(name)
-    if not isinstance(field, Field) or not field.column:
-        raise LookupError(f"{model.__name__}.{name} is not a column")
-    return connection.ops.quote_name(field.column), field
-
-
-def _pk(model: type[Model], value: UUID) -> Any:
-    """A primary key as the database driver takes it."""
-    return _column(model, "id")[1].get_db_prep_value(value, connection)
-
-
-def _datetime(value: datetime) -> Any:
-    return connection.ops.adapt_datetimefield_value(value)
 
 
 def _counters(row: Any) -> Counters:

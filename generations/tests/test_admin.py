@@ -31,11 +31,12 @@ from generations.admin.lists import (
     table_row_estimate,
 )
 from generations.kinds import KINDS, GenerationKind
-from generations.models import Generation, Item, Variant
+from generations.models import Attempt, Generation, Item, Variant
 from generations.pipeline.lifecycle import item_claim
 from generations.services import generation_delete
-from generations.states import GenerationStatus, ItemStatus
+from generations.states import AttemptOutcome, GenerationStatus, ItemStatus, QueueReason
 from generations.tests.factories import (
+    AttemptFactory,
     GenerationFactory,
     GenerationMetadataFactory,
     ItemFactory,
@@ -844,6 +845,97 @@ def test_item_page_shows_its_player_read_only(admin_client):
     assert admin_client.post(change_url(item), {}).status_code == 403
 
 
+def attempt_log(item, *, worker="host-a:41"):
+    """Three attempts at `item`: a timeout retried, a lost worker, then the one running."""
+    started = timezone.now() - timedelta(minutes=5)
+    AttemptFactory(
+        item=item,
+        number=1,
+        started_at=started,
+        ended_at=started + timedelta(seconds=12.4),
+        outcome=AttemptOutcome.RETRYING,
+        error_code="provider_timeout",
+        error_message="The provider did not answer.",
+        retryable=True,
+        worker=worker,
+    )
+    AttemptFactory(
+        item=item,
+        number=2,
+        reason=QueueReason.AUTOMATIC_RETRY,
+        started_at=started + timedelta(minutes=1),
+        ended_at=started + timedelta(minutes=4),
+        outcome=AttemptOutcome.LOST,
+        error_code="worker_lost",
+        worker=worker,
+    )
+    AttemptFactory(
+        item=item,
+        number=3,
+        reason=QueueReason.RECOVERY,
+        started_at=started + timedelta(minutes=4),
+        ended_at=None,
+        outcome="",
+        provider_job_id="job-3",
+        worker=worker,
+    )
+
+
+def test_item_page_lists_its_attempts_read_only_first_attempt_first(admin_client):
+    item = ItemFactory(status=ItemStatus.PROCESSING, attempts=3)
+    attempt_log(item)
+
+    response = admin_client.get(change_url(item))
+
+    (inline,) = response.context["inline_admin_formsets"]
+    assert [form.original.number for form in inline] == [1, 2, 3]
+    assert inline.has_add_permission is False
+    assert inline.has_change_permission is False
+    assert inline.has_delete_permission is False
+    # Only the hidden keys every inline row carries; nothing to edit.
+    assert all(set(form.form.fields) <= {"id", "item"} for form in inline)
+    page = response.content.decode()
+    rows = re.findall(r'<tr class="form-row[^"]*"[^>]*>(.*?)</tr>', page, re.S)
+    assert len(rows) == 3
+    assert "First run" in rows[0]
+    assert '<span class="gv-badge gv-badge--retrying">Failed, retried</span>' in rows[0]
+    assert "<code>provider_timeout</code> The provider did not answer." in rows[0]
+    assert '<span class="gv-sub">Retryable</span>' in rows[0]
+    assert "12.4 s" in rows[0]
+    assert "host-a:41" in rows[0]
+    assert "Automatic retry" in rows[1]
+    assert '<span class="gv-badge gv-badge--lost">Worker lost</span>' in rows[1]
+    assert "3 min" in rows[1]
+    assert "Recovered from a lost worker" in rows[2]
+    assert '<span class="gv-badge gv-badge--processing">Running</span>' in rows[2]
+    assert "job-3" in rows[2]
+    assert 'name="attempt_log-MAX_NUM_FORMS" value="0"' in page  # no row can be added
+    assert "_DELETE" not in page
+    assert admin_client.post(change_url(item), {}).status_code == 403
+    assert Attempt.objects.filter(item=item).count() == 3
+
+
+def test_item_without_attempts_shows_an_empty_inline(admin_client):
+    item = ItemFactory()
+
+    response = admin_client.get(change_url(item))
+
+    (inline,) = response.context["inline_admin_formsets"]
+    assert list(inline) == []
+
+
+def test_view_only_staff_see_the_attempts(viewer):
+    item = ItemFactory(status=ItemStatus.PROCESSING, attempts=3)
+    attempt_log(item, worker="host-b:7")
+
+    response = viewer.get(change_url(item))
+
+    assert response.status_code == 200
+    (inline,) = response.context["inline_admin_formsets"]
+    assert len(list(inline)) == 3
+    assert "host-b:7" in response.content.decode()
+
+
 def test_variant_list_and_page(admin_client):
     item = completed_item()
     variant = item.variant
@@ -910,18 +1002,22 @@ def test_change_pages_of_malformed_or_missing_ids_redirect(admin_client, model_n
     assert response["Location"] == reverse("admin:index")
 
 
+@pytest.mark.parametrize("attempts", [1, 5])
 def test_item_page_loads_the_item_with_its_generation_and_variant(
-    admin_client, django_assert_num_queries
+    admin_client, django_assert_num_queries, attempts
 ):
-    item = completed_item()
+    item = completed_item(attempts=attempts)
+    for number in range(1, attempts + 1):
+        AttemptFactory(item=item, number=number)
     admin_client.get(change_url(item))  # warms the caches (content types)
 
-    # session, user, the item with its generation and variant
-    with django_assert_num_queries(3):
+    # session, user, the item with its generation and variant, its attempts
+    with django_assert_num_queries(4):
         page = admin_client.get(change_url(item))
 
     assert page.status_code == 200
     assert change_url(item.variant) in page.content.decode()
+    assert len(list(page.context["inline_admin_formsets"][0])) == attempts
 
 
 def test_admin_pages_link_the_admin_stylesheet(admin_client):

@@ -82,27 +82,27 @@ def test_cancel_processing_cancels_queued_items_now(owner):
     assert_counters_match_items(generation)
 
 
-def test_running_item_keeps_running_and_is_counted_when_it_stops(owner):
+def test_a_cancel_settles_once_the_running_item_stops(owner):
+    """While an item still runs the generation is cancelling, with no end time; it is
+    cancelled, its counters final, only once that item has stopped."""
     generation = processing_video(owner)
     running = item_of(generation, "soft", 1)
     assert item_claim(item_id=running.id, claim_token="worker-1") is not None
 
-    cancelled = generation_cancel(generation=generation)
+    cancelling = generation_cancel(generation=generation)
 
     running.refresh_from_db()
     assert running.status == ItemStatus.PROCESSING
-    assert cancelled.status == GenerationStatus.CANCELLED
-    assert cancelled.cancelled_items == 3
-    assert cancelled.pending_items == 1
-    assert cancelled.completed_at is not None
-    assert cancelled.generation_time_seconds > 0
+    assert cancelling.status == GenerationStatus.CANCELLING
+    assert cancelling.cancelled_items == 3
+    assert cancelling.pending_items == 1
+    assert cancelling.completed_at is None
+    assert cancelling.generation_time_seconds is None
     assert variant_status_by_label(generation) == {
         "soft": GenerationStatus.PROCESSING,
         "bold": GenerationStatus.CANCELLED,
     }
     assert_counters_match_items(generation)
-    time_at_cancel = cancelled.generation_time_seconds
-    completed_at = cancelled.completed_at
 
     item_stop_cancelled(item=running, claim_token="worker-1")
 
@@ -113,12 +113,33 @@ def test_running_item_keeps_running_and_is_counted_when_it_stops(owner):
     assert generation.status == GenerationStatus.CANCELLED
     assert generation.cancelled_items == 4
     assert generation.pending_items == 0
-    assert generation.generation_time_seconds == time_at_cancel
-    assert generation.completed_at == completed_at
+    assert generation.completed_at is not None
+    assert generation.generation_time_seconds > 0
     soft = Variant.objects.get(generation=generation, label="soft")
     assert soft.status == GenerationStatus.CANCELLED
     assert soft.cancelled_items == 2
     assert_counters_match_items(generation)
+
+
+def test_a_cancel_with_nothing_running_is_final_at_once(owner):
+    generation = processing_video(owner)
+
+    cancelled = generation_cancel(generation=generation)
+
+    assert cancelled.status == GenerationStatus.CANCELLED
+    assert cancelled.pending_items == 0
+    assert cancelled.completed_at is not None
+    assert cancelled.generation_time_seconds is not None
+    assert_counters_match_items(generation)
+
+
+def test_a_cancelling_generation_cannot_be_cancelled_again(owner):
+    generation = processing_video(owner)
+    item_claim(item_id=item_of(generation, "soft", 1).id, claim_token="worker-1")
+    generation = generation_cancel(generation=generation)
+
+    with pytest.raises(ActionRefused, match="already cancelling"):
+        generation_cancel(generation=generation)
 
 
 def test_stopping_twice_counts_once(owner):

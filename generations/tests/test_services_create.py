@@ -322,7 +322,7 @@ def test_upload_and_source_url_together_are_refused(owner, sent):
 def test_upload_is_stored_before_the_owner_row_is_locked(owner, sent, monkeypatch):
     """An upload may take minutes; the owner's row must not be locked meanwhile."""
     steps = []
-    check_limit = services._ensure_below_active_limit
+    check_limit = services.create._ensure_below_active_limit
 
     def recording_limit(owner, *, lock):
         steps.append("lock and count" if lock else "count")
@@ -332,8 +332,8 @@ def test_upload_is_stored_before_the_owner_row_is_locked(owner, sent, monkeypatc
         steps.append("store the upload")
         return object_save(key=key, content=content)
 
-    monkeypatch.setattr(services, "_ensure_below_active_limit", recording_limit)
-    monkeypatch.setattr(services, "object_save", recording_save)
+    monkeypatch.setattr(services.create, "_ensure_below_active_limit", recording_limit)
+    monkeypatch.setattr(services.create, "object_save", recording_save)
 
     _create_with_upload(owner)
 
@@ -350,7 +350,7 @@ def test_upload_is_removed_when_the_generation_is_not_recorded(owner, sent, monk
         if lock:
             raise LimitExceeded("You already have 10 generations pending or processing.")
 
-    monkeypatch.setattr(services, "_ensure_below_active_limit", limit_reached_under_the_lock)
+    monkeypatch.setattr(services.create, "_ensure_below_active_limit", limit_reached_under_the_lock)
 
     with pytest.raises(LimitExceeded):
         _create_with_upload(owner)
@@ -364,8 +364,8 @@ def test_an_unremovable_upload_is_left_for_repair_storage(owner, sent, monkeypat
     def storage_down(key):
         raise StorageUnavailable("the bucket went away")
 
-    monkeypatch.setattr(services, "object_delete", storage_down)
-    monkeypatch.setattr(services, "_ensure_below_active_limit", _refuse_under_the_lock)
+    monkeypatch.setattr(services.create, "object_delete", storage_down)
+    monkeypatch.setattr(services.create, "_ensure_below_active_limit", _refuse_under_the_lock)
 
     with pytest.raises(LimitExceeded):
         _create_with_upload(owner)

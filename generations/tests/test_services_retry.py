@@ -3,10 +3,15 @@
 import pytest
 
 from generations import dispatch
-from generations.errors import ActionRefused
+from generations.errors import ActionRefused, ErrorCode, GenerationError
 from generations.models import Generation, Item, Variant
-from generations.pipeline.lifecycle import item_claim, item_complete, item_stop_cancelled
-from generations.pipeline.prepare import generation_prepare
+from generations.pipeline.lifecycle import (
+    item_claim,
+    item_complete,
+    item_fail,
+    item_stop_cancelled,
+)
+from generations.pipeline.prepare import generation_fail_unrendered, generation_prepare
 from generations.pipeline.render import item_render
 from generations.services import (
     generation_cancel,
@@ -216,7 +221,7 @@ def test_retry_refused_while_an_item_is_still_stopping(owner):
         generation_retry(generation=generation)
 
     generation.refresh_from_db()
-    assert generation.status == GenerationStatus.CANCELLED
+    assert generation.status == GenerationStatus.CANCELLING
     assert generation.cancelled_items == 3
     assert Item.objects.filter(generation=generation, status=ItemStatus.CANCELLED).count() == 3
 
@@ -238,3 +243,37 @@ def test_retry_refused_when_every_item_completed(owner):
         generation_retry(generation=generation)
 
     assert Generation.objects.get(id=generation.id).status == GenerationStatus.CANCELLED
+
+
+def test_retry_leaves_items_whose_input_was_refused(owner):
+    generation = create_video(owner, variants=["soft"], scenes_per_variant=2)
+    generation_fail_unrendered(
+        generation_id=generation.id,
+        error=GenerationError(ErrorCode.INVALID_INPUT, "The source is not a video."),
+    )
+    generation.refresh_from_db()
+    assert generation.status == GenerationStatus.FAILED
+
+    with pytest.raises(ActionRefused, match="edit and regenerate"):
+        generation_retry(generation=generation)
+
+    assert Item.objects.filter(generation=generation, status=ItemStatus.FAILED).count() == 2
+
+
+def test_retry_runs_the_retryable_failures_beside_refused_ones(owner):
+    generation = processing_video(owner, variants=["soft"], scenes_per_variant=2)
+    first, second = Item.objects.filter(generation=generation).order_by("number")
+    fail_with(first, GenerationError(ErrorCode.INVALID_INPUT, "Refused input."))
+    fail_with(second, GenerationError(ErrorCode.PROVIDER_REJECTED, "Refused by the provider."))
+    generation.refresh_from_db()
+
+    assert generation_retry(generation=generation) == 1
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, second.status) == (ItemStatus.FAILED, ItemStatus.QUEUED)
+
+
+def fail_with(item, error):
+    claimed = item_claim(item_id=item.id, claim_token=f"w-{item.id}")
+    item_fail(item=claimed, claim_token=f"w-{item.id}", error=error)

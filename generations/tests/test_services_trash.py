@@ -100,7 +100,8 @@ def test_delete_cancels_a_processing_generation_first(owner):
 
     result = generation_delete(generation=generation)
 
-    assert result.status == GenerationStatus.CANCELLED
+    # Its running item settles in the trash.
+    assert result.status == GenerationStatus.CANCELLING
     assert result.deleted_at is not None
     assert result.cancelled_items == 1
     running.refresh_from_db()

@@ -95,6 +95,7 @@ def test_counts_every_status_and_kind(owner):
         "completed": 2,
         "partial_success": 0,
         "failed": 1,
+        "cancelling": 0,
         "cancelled": 0,
     }
     assert stats["by_kind"] == {"video_ad": 1, "speech": 1, "image": 2}

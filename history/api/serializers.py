@@ -9,7 +9,8 @@ from rest_framework import serializers
 from rest_framework.reverse import reverse
 
 from generations.kinds import GenerationKind
-from generations.models import Generation, GenerationMetadata, Item, Variant
+from generations.models import Attempt, Generation, GenerationMetadata, Item, Variant
+from generations.states import AttemptOutcome
 from storage.services import object_url
 
 VIDEO_AD_EXAMPLE = {
@@ -156,6 +157,50 @@ class ItemSerializer(serializers.ModelSerializer[Item]):
         return reverse("api:item-download", args=[item.id], request=self.context.get("request"))
 
 
+class AttemptSerializer(serializers.ModelSerializer[Attempt]):
+    """One attempt at an item: why it started, where it ran and how it ended."""
+
+    item = serializers.UUIDField(source="item_id", read_only=True)
+    # Declared: DRF drops allow_blank from a read-only model field, and the schema would
+    # then refuse the blank outcome of a running attempt.
+    outcome = serializers.ChoiceField(
+        choices=AttemptOutcome.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="Blank while the attempt runs.",
+    )
+
+    class Meta:
+        model = Attempt
+        fields = [
+            "item",
+            "number",
+            "reason",
+            "queued_at",
+            "started_at",
+            "ended_at",
+            "outcome",
+            "error_code",
+            "error_message",
+            "retryable",
+            "provider_job_id",
+            "cost",
+            "worker",
+        ]
+        read_only_fields = fields
+
+
+class ItemWithAttemptsSerializer(ItemSerializer):
+    """An item with its attempt log, first attempt first."""
+
+    # From the items' prefetched attempt_log (selectors.generation_detail), not a query each.
+    attempt_log = AttemptSerializer(many=True, read_only=True)
+
+    class Meta(ItemSerializer.Meta):
+        fields = [*ItemSerializer.Meta.fields, "attempt_log"]
+        read_only_fields = fields
+
+
 class VariantSerializer(serializers.ModelSerializer[Variant]):
     generation = serializers.UUIDField(source="generation_id", read_only=True)
 
@@ -181,7 +226,7 @@ class VariantSerializer(serializers.ModelSerializer[Variant]):
 
 
 class VariantWithItemsSerializer(VariantSerializer):
-    items = ItemSerializer(many=True, read_only=True)
+    items = ItemWithAttemptsSerializer(many=True, read_only=True)
 
     class Meta(VariantSerializer.Meta):
         fields = [*VariantSerializer.Meta.fields, "items"]
@@ -250,7 +295,8 @@ class LineageSerializer(serializers.Serializer):  # type: ignore[type-arg]
 
 
 class GenerationDetailSerializer(GenerationSerializer):
-    """Everything about one generation: parameters, variants with items, metadata, lineage."""
+    """Everything about one generation: parameters, variants with items (each with its
+    attempt log), metadata, lineage."""
 
     variants = VariantWithItemsSerializer(many=True, read_only=True)
     metadata = MetadataSerializer(read_only=True)

@@ -3,6 +3,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from history.api import views
+from history.api.events import EventListView
 from history.api.keys import ApiKeyViewSet
 
 app_name = "api"
@@ -17,6 +18,7 @@ router.register("items", views.ItemViewSet, basename="item")
 router.register("keys", ApiKeyViewSet, basename="api-key")
 
 urlpatterns = [
+    path("generations/<uuid:pk>/events/", EventListView.as_view(), name="generation-events"),
     path("", include(router.urls)),
     path("library/", views.LibraryView.as_view(), name="library"),
     path("trash/", views.TrashView.as_view(), name="trash"),

@@ -6,6 +6,7 @@ import hashlib
 import json
 from typing import Any
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
@@ -35,6 +36,7 @@ from history.api.filters import GenerationOrderingFilter
 from history.api.pagination import CappedPageNumberPagination, HistoryPagination
 from history.api.schema import ACTION_ERRORS, LIST_ERRORS, READ_ERRORS, WRITE_ERRORS, errors
 from history.api.serializers import (
+    AttemptSerializer,
     GenerationCreateSerializer,
     GenerationDetailSerializer,
     GenerationSerializer,
@@ -51,13 +53,7 @@ from storage.services import object_url
 def _get_or_404(lookup: Any, **kwargs: Any) -> Any:
     try:
         return lookup(**kwargs)
-    except (
-        Generation.DoesNotExist,
-        Variant.DoesNotExist,
-        Item.DoesNotExist,
-        ValueError,
-        DjangoValidationError,
-    ):
+    except (ObjectDoesNotExist, ValueError, DjangoValidationError):
         raise Http404 from None
 
 
@@ -68,7 +64,7 @@ def _get_or_404(lookup: Any, **kwargs: Any) -> Any:
         responses={200: GenerationSerializer, **LIST_ERRORS},
     ),
     retrieve=extend_schema(
-        summary="One generation with its variants, items, metadata and lineage",
+        summary="One generation with its variants, items and their attempts, metadata, lineage",
         responses={200: GenerationDetailSerializer, **READ_ERRORS},
     ),
     destroy=extend_schema(
@@ -237,15 +233,10 @@ class GenerationViewSet(
             selectors.generation_progress_snapshot, user=request.user, generation_id=pk
         )
         body = ProgressSerializer(snapshot).data
-        etag = '"{}"'.format(
-            hashlib.sha256(
-                json.dumps(body, cls=DjangoJSONEncoder, sort_keys=True).encode()
-            ).hexdigest()[:32]
-        )
-        if etag in request.headers.get("If-None-Match", ""):
-            response = Response(status=status.HTTP_304_NOT_MODIFIED)
-        else:
-            response = Response(body)
+        digest = hashlib.sha256(json.dumps(body, cls=DjangoJSONEncoder, sort_keys=True).encode())
+        etag = f'"{digest.hexdigest()[:32]}"'
+        unchanged = etag in request.headers.get("If-None-Match", "")
+        response = Response(status=status.HTTP_304_NOT_MODIFIED) if unchanged else Response(body)
         response["ETag"] = etag
         response["Cache-Control"] = "private, no-cache"
         return response
@@ -314,6 +305,15 @@ class ItemViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):  # type: 
             selectors.item_get, user=self.request.user, item_id=self.kwargs["pk"]
         )
         return item
+
+    @extend_schema(
+        summary="The attempt log of one item, first attempt first",
+        responses={200: AttemptSerializer(many=True), **READ_ERRORS},
+    )
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
+    def attempts(self, request: Request, pk: str) -> Response:
+        attempts = selectors.attempt_list(self.get_object())
+        return Response(AttemptSerializer(attempts, many=True).data)
 
     @extend_schema(
         summary="Download one asset",

@@ -6,8 +6,15 @@ import pytest
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from generations.models import Generation
-from generations.tests.factories import GenerationFactory, ItemFactory, VariantFactory
+from generations.models import Generation, Item
+from generations.pipeline.lifecycle import item_claim
+from generations.pipeline.render import item_render
+from generations.tests.factories import (
+    AttemptFactory,
+    GenerationFactory,
+    ItemFactory,
+    VariantFactory,
+)
 from history.tests.conftest import make_images, run_in_process
 
 pytestmark = pytest.mark.django_db
@@ -329,6 +336,100 @@ def test_variants_and_items_lists(api, completed):
     assert api.get(f"/api/items/{items[0]['id']}/").json()["status"] == "completed"
 
 
+def retried_images(owner):
+    """An image generation whose item a:1 timed out once and then completed on its second
+    attempt (rendered again as its retry's delivery would): two attempts at a:1, one at
+    b:1."""
+    generation = make_images(owner, transient_fail_items=["a:1"])
+    retried = Item.objects.get(generation=generation, variant__label="a", number=1)
+    item_render(item_id=retried.id, claim_token="second-delivery")
+    generation.refresh_from_db()
+    retried.refresh_from_db()
+    assert generation.status == "completed"
+    return generation, retried
+
+
+ATTEMPT_FIELDS = {
+    "item",
+    "number",
+    "reason",
+    "queued_at",
+    "started_at",
+    "ended_at",
+    "outcome",
+    "error_code",
+    "error_message",
+    "retryable",
+    "provider_job_id",
+    "cost",
+    "worker",
+}
+
+
+def test_item_attempts_list_the_log_first_attempt_first(api, owner):
+    _, item = retried_images(owner)
+
+    response = api.get(f"/api/items/{item.id}/attempts/")
+
+    assert response.status_code == 200
+    first, second = response.json()
+    assert set(first) == ATTEMPT_FIELDS
+    assert (first["item"], first["number"], second["number"]) == (str(item.id), 1, 2)
+    assert (first["reason"], first["outcome"]) == ("first_run", "retrying")
+    assert (first["error_code"], first["retryable"]) == ("provider_timeout", True)
+    assert "Injected timeout for a:1" in first["error_message"]
+    assert (second["reason"], second["outcome"]) == ("automatic_retry", "completed")
+    assert (second["error_code"], second["retryable"]) == ("", None)
+    assert second["cost"] == str(item.cost)
+    assert second["ended_at"] >= second["started_at"] >= first["ended_at"]
+    assert second["worker"]
+
+
+def test_a_running_attempt_has_a_blank_outcome_and_no_end(api, owner):
+    item = make_images(owner, run=False).items.first()
+    item_claim(item_id=item.id, claim_token="w1")
+
+    (running,) = api.get(f"/api/items/{item.id}/attempts/").json()
+
+    assert (running["outcome"], running["ended_at"], running["error_code"]) == ("", None, "")
+
+
+def test_an_item_never_attempted_has_an_empty_log(api, owner):
+    item = make_images(owner, run=False).items.first()
+
+    assert api.get(f"/api/items/{item.id}/attempts/").json() == []
+
+
+def test_detail_nests_each_items_attempt_log(api, owner):
+    generation, retried = retried_images(owner)
+
+    body = api.get(f"/api/generations/{generation.id}/").json()
+
+    items = {item["id"]: item for variant in body["variants"] for item in variant["items"]}
+    assert [a["number"] for a in items[str(retried.id)]["attempt_log"]] == [1, 2]
+    assert (
+        items[str(retried.id)]["attempt_log"]
+        == api.get(f"/api/items/{retried.id}/attempts/").json()
+    )
+    other = next(item for item_id, item in items.items() if item_id != str(retried.id))
+    assert [(a["number"], a["outcome"]) for a in other["attempt_log"]] == [(1, "completed")]
+
+
+def test_lists_of_items_do_not_carry_the_log(api, completed):
+    variant = completed.variants.first()
+    item = completed.items.first()
+
+    assert "attempt_log" not in api.get(f"/api/variants/{variant.id}/items/").json()[0]
+    assert "attempt_log" not in api.get(f"/api/items/{item.id}/").json()
+
+
+def test_the_attempts_of_a_generation_in_the_trash_are_404(api, owner, completed):
+    item = completed.items.first()
+    api.delete(f"/api/generations/{completed.id}/")
+
+    assert api.get(f"/api/items/{item.id}/attempts/").status_code == 404
+
+
 def test_progress_has_an_etag_and_answers_304_when_unchanged(api, owner):
     generation = make_images(owner, run=False)
 
@@ -490,6 +591,7 @@ def _routes(generation, variant, item):
         ("get", f"/api/variants/{variant}/items/"),
         ("get", f"/api/items/{item}/"),
         ("get", f"/api/items/{item}/download/"),
+        ("get", f"/api/items/{item}/attempts/"),
     ]
 
 
@@ -565,8 +667,30 @@ def test_list_runs_a_constant_number_of_queries(
 
 @pytest.mark.parametrize("items", [1, 4])
 def test_detail_runs_a_constant_number_of_queries(api, owner, items, django_assert_max_num_queries):
-    generation = make_images(owner, images_per_variant=items)
+    # Every item of variant a times out once: twice as many attempts as items there.
+    failing = [f"a:{number}" for number in range(1, items + 1)]
+    generation = make_images(owner, images_per_variant=items, transient_fail_items=failing)
+    for item in Item.objects.filter(generation=generation, status="queued"):
+        item_render(item_id=item.id, claim_token="second-delivery")
 
-    with django_assert_max_num_queries(4):
+    # generation_detail's five: the generation with its metadata, variants, items, the
+    # items' attempts, regenerations.
+    with django_assert_max_num_queries(5):
         response = api.get(f"/api/generations/{generation.id}/")
-    assert len(response.json()["variants"][0]["items"]) == items
+    variant = response.json()["variants"][0]
+    assert len(variant["items"]) == items
+    assert all(len(item["attempt_log"]) == 2 for item in variant["items"])
+
+
+@pytest.mark.parametrize("attempts", [1, 3])
+def test_item_attempts_run_a_constant_number_of_queries(
+    api, owner, attempts, django_assert_max_num_queries
+):
+    item = ItemFactory(variant__generation__owner=owner, attempts=attempts)
+    for number in range(1, attempts + 1):
+        AttemptFactory(item=item, number=number)
+
+    # The item (scoped to its owner), then its attempts.
+    with django_assert_max_num_queries(2):
+        response = api.get(f"/api/items/{item.id}/attempts/")
+    assert len(response.json()) == attempts

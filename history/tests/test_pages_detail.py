@@ -10,9 +10,14 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from generations import services
+from generations.models import Attempt, Item
+from generations.pipeline.lifecycle import item_claim
 from generations.pipeline.prepare import generation_prepare
+from generations.pipeline.render import item_render
+from generations.states import AttemptOutcome
 from history.tests.conftest import make_images, run_in_process
 
 pytestmark = pytest.mark.django_db
@@ -187,6 +192,86 @@ def test_a_processing_generation_can_be_cancelled_and_shows_queued_items(client,
     assert f"/api/generations/{generation.id}/download/" not in html
 
 
+# Attempt log --------------------------------------------------------------------------
+
+
+def history_of(html, item):
+    """The folded attempt log of `item`'s card: its opening tag and its content."""
+    found = re.search(rf'(<details id="history-{item.id}-[^"]*"[^>]*>)(.*?)</details>', html, re.S)
+    assert found, f"no attempt log for item {item.number}"
+    return found.group(1), found.group(2)
+
+
+def test_each_item_lists_its_attempts_folded_under_its_card(client, owner):
+    generation = make_images(owner, transient_fail_items=["a:1"])
+    retried = Item.objects.get(generation=generation, variant__label="a", number=1)
+    item_render(item_id=retried.id, claim_token="second-delivery")
+    worker = Attempt.objects.get(item=retried, number=2).worker
+
+    html = page(client, generation)
+
+    opening, log = history_of(html, retried)
+    assert 'class="item-history"' in opening
+    assert 'hx-preserve="true"' in opening
+    assert " open" not in opening
+    assert "<summary>History (2 attempts)</summary>" in log
+    assert '<ol class="attempt-log" aria-label="Attempts at image 1 of variant a">' in log
+    first, second = re.findall(r'<li class="attempt">(.*?)</li>', log, re.S)
+    assert "Attempt 1" in first
+    assert "<dt>Reason</dt><dd>First run</dd>" in first
+    assert '<span class="badge badge--retrying">Failed, retried</span>' in first
+    assert "<code>provider_timeout</code> — Injected timeout for a:1" in first
+    assert "Attempt 2" in second
+    assert "<dt>Reason</dt><dd>Automatic retry</dd>" in second
+    assert '<span class="badge badge--completed">Completed</span>' in second
+    assert re.search(r"<dt>Duration</dt><dd>\d+\.\d s</dd>", second)
+    assert f"<dt>Worker</dt><dd>{worker}</dd>" in second
+    assert "detail-error" not in second
+    assert re.search(r'<dt>Started</dt><dd><time datetime="[^"]+">', second)
+    other = Item.objects.get(generation=generation, variant__label="b")
+    assert "<summary>History (1 attempt)</summary>" in history_of(html, other)[1]
+
+
+def test_items_never_attempted_have_no_history(client, owner):
+    generation = make_images(owner, run=False)
+
+    html = page(client, generation)
+
+    assert 'class="item-history"' not in html
+    assert "History (" not in html
+
+
+def test_the_open_log_survives_polls_until_an_attempt_starts_or_ends(client, owner):
+    generation = make_video(owner, run=False)
+    generation_prepare(generation_id=generation.id)
+    item = generation.items.get()
+    item_claim(item_id=item.id, claim_token="w1")
+
+    running = live(client, generation)
+    opening, log = history_of(running, item)
+    assert f'id="history-{item.id}-1-running"' in opening
+    assert '<span class="badge badge--processing">Running</span>' in log
+    assert '<dt>Duration</dt><dd><span class="muted">Still running</span></dd>' in log
+    # A poll with nothing new keeps the same id: htmx keeps the element, open or not.
+    assert history_of(live(client, generation), item)[0] == opening
+
+    Attempt.objects.filter(item=item).update(
+        outcome=AttemptOutcome.LOST, ended_at=timezone.now(), error_code="worker_lost"
+    )
+    ended = history_of(live(client, generation), item)
+    assert f'id="history-{item.id}-1-lost"' in ended[0]
+    assert '<span class="badge badge--lost">Worker lost</span>' in ended[1]
+
+
+def test_another_user_gets_404_for_a_page_with_attempts(owner, other_user):
+    generation = make_images(owner, transient_fail_items=["a:1"])
+    assert Attempt.objects.filter(generation=generation).count() == 2
+    other = signed_in(other_user)
+
+    assert other.get(f"/generations/{generation.id}").status_code == 404
+    assert other.get(f"/generations/{generation.id}/live").status_code == 404
+
+
 # Lineage ------------------------------------------------------------------------------
 
 
@@ -342,14 +427,25 @@ def _queries(client, generation):
     return len(queries)
 
 
+def _retry_queued(generation):
+    """Render again each item a transient failure put back in the queue."""
+    for item in Item.objects.filter(generation=generation, status="queued"):
+        item_render(item_id=item.id, claim_token="second-delivery")
+
+
 def test_detail_queries_do_not_grow_with_the_number_of_items(client, owner):
     small = make_video(owner, items=1, variants=("soft", "ultra"))
-    large = make_video(owner, items=4, variants=("soft", "ultra"))
+    # Four times the items, and those of soft with two attempts each.
+    failing = [f"soft:{number}" for number in range(1, 5)]
+    large = make_video(owner, items=4, variants=("soft", "ultra"), transient_fail_items=failing)
+    _retry_queued(large)
+    assert Attempt.objects.filter(generation=large).count() == 12
 
     small_count, large_count = _queries(client, small), _queries(client, large)
 
-    # Session and user, owned_generation, then generation_detail's four.
-    assert small_count == large_count == 7
+    # Session and user, owned_generation, generation_detail's five, then the timeline's
+    # two (the generation's own events, its items' events counted).
+    assert small_count == large_count == 10
 
 
 def test_lineage_costs_one_query_however_many_regenerations(client, owner):
@@ -366,10 +462,36 @@ def test_lineage_costs_one_query_however_many_regenerations(client, owner):
 
 def test_live_queries_do_not_grow_with_the_number_of_items(client, owner):
     small = make_video(owner, items=1)
-    large = make_video(owner, items=4)
+    large = make_video(owner, items=4, transient_fail_items=["soft:1", "soft:3"])
+    _retry_queued(large)
     counts = []
     for generation in (small, large):
         with CaptureQueriesContext(connection) as queries:
             live(client, generation)
         counts.append(len(queries))
-    assert counts[0] == counts[1] <= 7
+    assert counts[0] == counts[1] <= 10
+
+
+def test_the_timeline_reads_the_event_log(client, owner, staff_user):
+    generation = make_images(owner, variants=["a", "b"], fail_items=["b:1"])
+    services.generation_retry(generation=generation, by=staff_user)
+
+    html = client.get(f"/generations/{generation.id}").content.decode()
+
+    timeline = html.split('<ol class="timeline">')[1].split("</ol>")[0]
+    for label in ("Created", "Sent to the workers", "Started", "Ended with some items failed"):
+        assert label in timeline
+    assert "Retried</span>" in timeline
+    assert "by staff" in timeline
+    assert "by you" in timeline
+    assert "Items: 2 started, 1 completed, 1 failed." in html
+
+
+def test_a_cancelled_generation_offers_resume(client, owner):
+    generation = make_images(owner, run=False)
+    services.generation_cancel(generation=generation)
+
+    html = client.get(f"/generations/{generation.id}").content.decode()
+
+    assert ">Resume</button>" in html
+    assert "Retry failed items" not in html

@@ -1,12 +1,14 @@
 """The generation page, its live region and the side-by-side comparison of two generations.
 
 A page loads a generation with `owned_generation` (404 for anyone else's id), then with
-`selectors.generation_detail` (metadata, variants, items and regenerations in four
-queries); media URLs are short-lived links from `object_url`, made per request.
+`selectors.generation_detail` (metadata, variants, items with their attempt logs and
+regenerations in five queries); media URLs are short-lived links from `object_url`, made
+per request.
 """
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -18,19 +20,29 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from generations import selectors
+from generations.errors import RETRY_FUTILE_CODES
 from generations.kinds import kind_spec
-from generations.models import Generation, GenerationMetadata, Item, Variant
-from generations.states import ACTIVE_GENERATION_STATUSES, ItemStatus, can_cancel, can_retry
+from generations.models import Attempt, Event, Generation, Item, Variant
+from generations.states import (
+    LIVE_GENERATION_STATUSES,
+    Actor,
+    EventType,
+    GenerationStatus,
+    ItemStatus,
+    can_cancel,
+    can_retry,
+)
 from history.views.access import owned_generation, page_user
-from storage.services import StorageUnavailable, object_url
+from history.views.stages import media_url, stages_of
 
 COMPARE_CHOICES = 50
-STAGES = [
-    ("analysis", "Analysis"),
-    ("transformation", "Transformation"),
-    ("prompts", "Prompts"),
-    ("evaluation", "Evaluation"),
-]
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    attempt: Attempt
+    # How long it ran; None while it runs.
+    seconds: float | None
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,17 @@ class ItemCard:
     item: Item
     asset_url: str
     thumbnail_url: str
+    # The item's attempt log, first attempt first.
+    attempts: list[AttemptRow]
+
+    @property
+    def history_version(self) -> str:
+        """Changes when the log shown changes (an attempt starts or ends) and only then:
+        an attempt that has ended is never written again. Part of the log's element id,
+        so that the live region's swaps keep an open log open until there is news."""
+        if not self.attempts:
+            return "0"
+        return f"{len(self.attempts)}-{self.attempts[-1].attempt.outcome or 'running'}"
 
 
 @dataclass(frozen=True)
@@ -47,15 +70,13 @@ class VariantSection:
 
 
 @dataclass(frozen=True)
-class Stage:
-    name: str
-    title: str
-    summary: str
-    pretty: str
-    # Prompts only: each variant's prompts, in order.
-    prompt_lists: list[tuple[str, list[str]]]
-    # Analysis only: URLs of the source video's keyframes.
-    keyframe_urls: list[str]
+class TimelineStep:
+    """One of the generation's own events, as the timeline shows it."""
+
+    label: str
+    at: datetime
+    # "you" or "staff" when a person caused it; empty for Genvault itself.
+    by: str
 
 
 @dataclass(frozen=True)
@@ -69,6 +90,11 @@ class GenerationPage:
     player: str
     live: bool
     elapsed: float | None
+    timeline: list[TimelineStep]
+    # The items' events counted, e.g. "16 started, 15 completed, 1 failed".
+    item_activity: str
+    # "Resume" on a cancelled generation, "Retry failed items" otherwise.
+    retry_label: str
     can_cancel: bool
     can_retry: bool
     can_download: bool
@@ -91,7 +117,7 @@ def generation_detail(request: HttpRequest, generation_id: UUID) -> HttpResponse
     context = {
         "page": page,
         "generation": page.generation,
-        "stages": _stages(page.generation),
+        "stages": stages_of(page.generation),
         "parent": parent,
         "regenerations": regenerations,
     }
@@ -107,7 +133,7 @@ def live(request: HttpRequest, generation_id: UUID) -> HttpResponse:
     page = _generation_page(_load(request, page_user(request), generation_id))
     context: dict[str, Any] = {"page": page, "generation": page.generation}
     if not page.live and getattr(request, "htmx", False):
-        context["oob_stages"] = _stages(page.generation)
+        context["oob_stages"] = stages_of(page.generation)
     return render(request, "history/_live.html", context)
 
 
@@ -156,7 +182,7 @@ def _uuid(value: str) -> UUID:
 
 def _generation_page(generation: Generation) -> GenerationPage:
     spec = kind_spec(generation.kind)
-    live = generation.status in ACTIVE_GENERATION_STATUSES
+    live = generation.status in LIVE_GENERATION_STATUSES
     if live:
         elapsed: float | None = generation.elapsed_seconds(timezone.now())
     else:
@@ -165,6 +191,8 @@ def _generation_page(generation: Generation) -> GenerationPage:
         VariantSection(variant=variant, cards=[_card(item) for item in variant.items.all()])
         for variant in generation.variants.all()
     ]
+    events, item_counts = selectors.event_timeline(generation.id)
+    timeline = [_step(event) for event in events] or _timestamps(generation)
     return GenerationPage(
         generation=generation,
         variants=variants,
@@ -172,9 +200,53 @@ def _generation_page(generation: Generation) -> GenerationPage:
         player=spec.player,
         live=live,
         elapsed=elapsed,
+        timeline=timeline,
+        item_activity=_item_activity(item_counts),
+        retry_label="Resume"
+        if generation.status == GenerationStatus.CANCELLED
+        else "Retry failed items",
         can_cancel=can_cancel(generation.status),
-        can_retry=can_retry(generation.status),
+        can_retry=can_retry(generation.status) and _has_retryable_items(generation),
         can_download=generation.completed_items > 0,
+    )
+
+
+def _step(event: Event) -> TimelineStep:
+    by = {Actor.USER: "you", Actor.STAFF: "staff"}.get(Actor(event.actor), "")
+    return TimelineStep(label=EventType(event.type).label, at=event.created_at, by=by)
+
+
+def _timestamps(generation: Generation) -> list[TimelineStep]:
+    """The timeline of a generation recorded before it had an event log."""
+    steps = [TimelineStep("Created", generation.created_at, "")]
+    if generation.started_at:
+        steps.append(TimelineStep("Started", generation.started_at, ""))
+    if generation.completed_at:
+        steps.append(TimelineStep(generation.get_status_display(), generation.completed_at, ""))
+    return steps
+
+
+_ITEM_ACTIVITY = [
+    (EventType.ITEM_STARTED, "started"),
+    (EventType.ITEM_COMPLETED, "completed"),
+    (EventType.ITEM_FAILED, "failed"),
+    (EventType.ITEM_RETRIED, "queued again"),
+    (EventType.ITEM_CANCELLED, "stopped by the cancel"),
+]
+
+
+def _item_activity(counts: dict[str, int]) -> str:
+    return ", ".join(f"{counts[kind]} {words}" for kind, words in _ITEM_ACTIVITY if kind in counts)
+
+
+def _has_retryable_items(generation: Generation) -> bool:
+    """Whether a retry would run anything: a cancelled item, or a failed one whose failure
+    running it again may fix (from the prefetched items)."""
+    return any(
+        item.status == ItemStatus.CANCELLED
+        or (item.status == ItemStatus.FAILED and item.error_code not in RETRY_FUTILE_CODES)
+        for variant in generation.variants.all()
+        for item in variant.items.all()
     )
 
 
@@ -182,20 +254,18 @@ def _card(item: Item) -> ItemCard:
     completed = item.status == ItemStatus.COMPLETED
     return ItemCard(
         item=item,
-        asset_url=_url(item.asset_key) if completed else "",
-        thumbnail_url=_url(item.thumbnail_key),
+        asset_url=media_url(item.asset_key) if completed else "",
+        thumbnail_url=media_url(item.thumbnail_key),
+        attempts=[_attempt_row(attempt) for attempt in item.attempt_log.all()],
     )
 
 
-def _url(key: str) -> str:
-    """A short-lived URL of `key`, or "" when there is no key or storage cannot sign one
-    (the card then says the file is unavailable rather than failing the page)."""
-    if not key:
-        return ""
-    try:
-        return object_url(key)
-    except StorageUnavailable:
-        return ""
+def _attempt_row(attempt: Attempt) -> AttemptRow:
+    if attempt.ended_at is None:
+        return AttemptRow(attempt=attempt, seconds=None)
+    return AttemptRow(
+        attempt=attempt, seconds=(attempt.ended_at - attempt.started_at).total_seconds()
+    )
 
 
 def _lineage(user: User, generation: Generation) -> tuple[Generation | None, list[Generation]]:
@@ -212,118 +282,6 @@ def _lineage(user: User, generation: Generation) -> tuple[Generation | None, lis
     }
     parent = found.get(generation.parent_id) if generation.parent_id else None
     return parent, [found[child_id] for child_id in child_ids if child_id in found]
-
-
-def _stages(generation: Generation) -> list[Stage]:
-    try:
-        metadata: GenerationMetadata | None = generation.metadata
-    except GenerationMetadata.DoesNotExist:
-        metadata = None
-    stages = [
-        Stage(
-            name="parameters",
-            title="Parameters",
-            summary=_parameters_summary(generation.input),
-            pretty=_pretty(generation.input),
-            prompt_lists=[],
-            keyframe_urls=[],
-        )
-    ]
-    for name, title in STAGES:
-        data = getattr(metadata, name, None) if metadata else None
-        data = data if isinstance(data, dict) else {}
-        stages.append(
-            Stage(
-                name=name,
-                title=title,
-                summary=_stage_summary(name, data),
-                pretty=_pretty(data) if data else "",
-                prompt_lists=_prompt_lists(data) if name == "prompts" else [],
-                keyframe_urls=_keyframe_urls(data) if name == "analysis" else [],
-            )
-        )
-    return stages
-
-
-def _pretty(data: object) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True, default=str)
-
-
-def _stage_summary(name: str, data: dict[str, Any]) -> str:
-    """One line saying what a stage found; the JSON below it has the rest."""
-    if not data:
-        return "Not recorded yet"
-    try:
-        if name == "analysis":
-            return _analysis_summary(data)
-        if name == "transformation":
-            variants = data.get("variants", {})
-            return "; ".join(
-                f"{label}: {style.get('tone', '?')}, {style.get('pacing', '?')} pacing"
-                for label, style in variants.items()
-            )
-        if name == "prompts":
-            lists = _prompt_lists(data)
-            count = sum(len(prompts) for _, prompts in lists)
-            return f"{_count(count, 'prompt')} across {_count(len(lists), 'variant')}"
-        if name == "evaluation":
-            return _evaluation_summary(data)
-    except (AttributeError, TypeError, ValueError):
-        pass
-    return f"{_count(len(data), 'field')} recorded"
-
-
-def _analysis_summary(data: dict[str, Any]) -> str:
-    text = data.get("text", {})
-    words, sentences = text.get("words", 0), text.get("sentences", 0)
-    parts = [f"{_count(words, 'word')}, {_count(sentences, 'sentence')}"]
-    if text.get("key_terms"):
-        parts.append("key terms: " + ", ".join(str(term) for term in text["key_terms"][:4]))
-    source = data.get("source")
-    if isinstance(source, dict):
-        seconds = float(source.get("duration_seconds") or 0)
-        parts.append(f"source {seconds:.1f} s, {source.get('width')}x{source.get('height')}")
-    return "; ".join(parts)
-
-
-def _evaluation_summary(data: dict[str, Any]) -> str:
-    rate = float(data.get("success_rate", 0)) * 100
-    parts = [f"{rate:.0f}% of items succeeded"]
-    if data.get("durations_on_target") is True:
-        parts.append("durations on target")
-    elif data.get("off_target_items"):
-        parts.append(f"{len(data['off_target_items'])} off target")
-    codes = data.get("failure_codes") or {}
-    if codes:
-        parts.append("failures: " + ", ".join(f"{code} ({n})" for code, n in codes.items()))
-    return "; ".join(parts)
-
-
-def _parameters_summary(snapshot: dict[str, Any]) -> str:
-    parts = [f"{key} {snapshot[key]}" for key in ("model", "seed") if key in snapshot]
-    variants = snapshot.get("variants")
-    if isinstance(variants, list):
-        parts.append(_count(len(variants), "variant"))
-    return ", ".join(parts) or "None recorded"
-
-
-def _count(number: object, noun: str) -> str:
-    """`3 words`, `1 word`."""
-    return f"{number} {noun}{'' if number == 1 else 's'}"
-
-
-def _prompt_lists(data: dict[str, Any]) -> list[tuple[str, list[str]]]:
-    return [
-        (str(label), [str(prompt) for prompt in prompts])
-        for label, prompts in data.items()
-        if isinstance(prompts, list)
-    ]
-
-
-def _keyframe_urls(data: dict[str, Any]) -> list[str]:
-    source = data.get("source")
-    keys = source.get("keyframes", []) if isinstance(source, dict) else []
-    return [url for url in (_url(str(key)) for key in keys) if url]
 
 
 def _parameter_rows(a: Generation, b: Generation) -> list[ParameterRow]:

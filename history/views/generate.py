@@ -22,7 +22,7 @@ from generations.errors import ActionRefused, InputError
 from generations.kinds import KINDS, GenerationKind, kind_spec
 from generations.models import Generation
 from generations.providers import get_provider
-from generations.states import ACTIVE_GENERATION_STATUSES
+from generations.states import can_cancel
 from history.forms import GenerationForm, kind_defaults
 from history.views.access import owned_generation, page_user
 
@@ -203,7 +203,7 @@ def delete(request: HttpRequest, generation_id: UUID) -> HttpResponse:
     if request.method == "GET":
         context = {
             "generation": generation,
-            "running": generation.status in ACTIVE_GENERATION_STATUSES,
+            "running": can_cancel(generation.status),
             "retention_days": retention_days,
             "purge_at": timezone.now() + timedelta(days=retention_days),
             "back_url": _safe_next(request) or _detail_url(generation),

@@ -21,7 +21,7 @@ from django_htmx.middleware import HtmxDetails
 
 from generations import selectors
 from generations.models import Generation
-from generations.states import ACTIVE_GENERATION_STATUSES, can_retry
+from generations.states import LIVE_GENERATION_STATUSES, can_retry
 from history.filters import GenerationFilter
 from history.forms import HistoryFilterForm, LibraryFilterForm, ListFilterForm
 from history.pagination import CappedCountPaginator
@@ -43,7 +43,7 @@ class Card:
 
     @property
     def running(self) -> bool:
-        return self.generation.status in ACTIVE_GENERATION_STATUSES
+        return self.generation.status in LIVE_GENERATION_STATUSES
 
     @property
     def can_retry(self) -> bool:

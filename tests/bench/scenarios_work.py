@@ -21,7 +21,7 @@ from django.db import connection, connections
 from django.db.models import Sum
 
 from config.celery import app
-from generations import services
+from generations import purge as purging
 from generations.dispatch import RENDER_ITEM
 from generations.models import Generation, Item, Variant
 from generations.pipeline.lifecycle import item_claim, item_complete
@@ -371,8 +371,8 @@ def purge(*, rows: int) -> list[Result]:
     started = time.perf_counter()
     with (
         connection.execute_wrapper(watch),
-        mock.patch.object(services, "objects_delete", timed_storage(objects_delete)),
-        mock.patch.object(services, "prefix_delete", timed_storage(prefix_delete)),
+        mock.patch.object(purging, "objects_delete", timed_storage(objects_delete)),
+        mock.patch.object(purging, "prefix_delete", timed_storage(prefix_delete)),
     ):
         purged = generations_purge_expired()
     seconds = time.perf_counter() - started

@@ -110,13 +110,13 @@ def test_a_cancel_is_requested_then_logged_with_the_stopped_items(owner):
     assert _log(generation.id)[-4:] == [
         EventType.ITEM_STARTED,
         EventType.CANCEL_REQUESTED,
-        EventType.CANCELLED,
         EventType.ITEM_CANCELLED,
+        EventType.CANCELLED,
     ]
     _assert_gapless(generation.id)
 
 
-def test_staff_actions_say_staff_and_system_ones_say_system(owner, staff_user):
+def test_staff_actions_say_staff_and_the_owners_say_user(owner, staff_user):
     generation = make_images(owner)
 
     generation_delete(generation=generation, by=staff_user)
@@ -130,8 +130,8 @@ def test_staff_actions_say_staff_and_system_ones_say_system(owner, staff_user):
     )
     assert (restored.type, restored.actor, restored.actor_user) == (
         EventType.RESTORED,
-        Actor.SYSTEM,
-        None,
+        Actor.USER,
+        owner,
     )
 
 

@@ -1,3 +1,6 @@
+"""A generation and what it is made of: its variants, their items, and the metadata its
+stages write."""
+
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -7,15 +10,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from generations.kinds import GenerationKind
-from generations.states import (
-    Actor,
-    AttemptOutcome,
-    EventType,
-    GenerationStatus,
-    ItemStatus,
-    QueueReason,
-    VariantStatus,
-)
+from generations.states import GenerationStatus, ItemStatus, QueueReason, VariantStatus
 
 
 class SourceType(models.TextChoices):
@@ -65,7 +60,7 @@ class Generation(models.Model):
     error_message = models.TextField(blank=True)
 
     # The sequence number of the generation's last event (see Event).
-    last_event_sequence = models.PositiveIntegerField(default=0)
+    last_event_sequence = models.PositiveIntegerField(default=0, db_default=0)
 
     parent = models.ForeignKey(
         "self",
@@ -259,7 +254,10 @@ class Item(models.Model):
     claim_token = models.CharField(max_length=64, blank=True)
     # Why the item is queued now: the reason its next attempt records.
     queue_reason = models.CharField(
-        max_length=20, choices=QueueReason.choices, default=QueueReason.FIRST_RUN
+        max_length=20,
+        choices=QueueReason.choices,
+        default=QueueReason.FIRST_RUN,
+        db_default=QueueReason.FIRST_RUN,
     )
 
     # Storage keys, not URLs: URLs are presigned on demand and expire.
@@ -315,152 +313,6 @@ class Item(models.Model):
 
     def __str__(self) -> str:
         return f"item {self.number}"
-
-
-class Attempt(models.Model):
-    """One attempt at one item, from its claim to its end: why it started, where it ran,
-    how it ended. Never overwritten by a later attempt, a retry or a regeneration; the
-    item's own error fields say only how its latest attempt ended."""
-
-    # Denormalised from the item so that a generation's attempts (and the failures of a
-    # user's generations) need no join through items.
-    generation = models.ForeignKey(
-        Generation, on_delete=models.CASCADE, related_name="attempts", db_index=False
-    )
-    # Indexed through attempt_number_unique, which starts with the item.
-    item = models.ForeignKey(
-        Item, on_delete=models.CASCADE, related_name="attempt_log", db_index=False
-    )
-    number = models.PositiveSmallIntegerField()
-    reason = models.CharField(max_length=20, choices=QueueReason.choices)
-    queued_at = models.DateTimeField(null=True, blank=True)
-    started_at = models.DateTimeField()
-    ended_at = models.DateTimeField(null=True, blank=True)
-    outcome = models.CharField(max_length=20, choices=AttemptOutcome.choices, blank=True)
-    error_code = models.CharField(max_length=50, blank=True)
-    error_message = models.TextField(blank=True)
-    retryable = models.BooleanField(null=True, blank=True)
-    provider_job_id = models.CharField(max_length=200, blank=True)
-    cost = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal(0))
-    # The worker process that ran it: host and process id.
-    worker = models.CharField(max_length=200, blank=True)
-
-    class Meta:
-        ordering = ["item", "number"]
-        indexes = [
-            # A generation's attempts (its page, its API, the history checker).
-            models.Index(fields=["generation", "item", "number"], name="attempt_generation"),
-            # Failures over time by code (the staff dashboard's last day), retried or not.
-            models.Index(
-                fields=["ended_at"],
-                include=["error_code"],
-                name="attempt_failure_ended",
-                condition=Q(
-                    outcome__in=[
-                        AttemptOutcome.FAILED,
-                        AttemptOutcome.RETRYING,
-                        AttemptOutcome.LOST,
-                    ]
-                ),
-            ),
-        ]
-        constraints = [
-            models.UniqueConstraint(fields=["item", "number"], name="attempt_number_unique"),
-            models.CheckConstraint(
-                condition=Q(outcome__in=["", *AttemptOutcome.values]),
-                name="attempt_outcome_valid",
-            ),
-            models.CheckConstraint(condition=Q(cost__gte=0), name="attempt_cost_non_negative"),
-        ]
-
-    def __str__(self) -> str:
-        return f"attempt {self.number} of item {self.item_id}"
-
-
-class Event(models.Model):
-    """One thing that happened to a generation, appended in the same transaction as the
-    change it records and never changed after.
-
-    `sequence` numbers a generation's events 1, 2, 3... without gaps (taken from its
-    `last_event_sequence` by a relative update). The log is also the outbox that
-    deliveries read: `generations.events.events_after` hands out every committed event
-    after a cursor, in commit order, none skipped or twice. The generation is named by
-    id, without a foreign key, so that its log outlives its purge."""
-
-    id = models.BigAutoField(primary_key=True)
-    generation_id = models.UUIDField()
-    owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
-    )
-    sequence = models.PositiveIntegerField()
-    type = models.CharField(max_length=30, choices=EventType.choices)
-    actor = models.CharField(max_length=10, choices=Actor.choices, default=Actor.SYSTEM)
-    actor_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
-    payload = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField()
-    # PostgreSQL: the writing transaction's id (set by a trigger), which orders the
-    # outbox by commit; null elsewhere, where one writer at a time commits in id order.
-    transaction_id = models.BigIntegerField(null=True, blank=True, editable=False)
-
-    class Meta:
-        ordering = ["generation_id", "sequence"]
-        indexes = [
-            # The outbox: events after a cursor, in commit order.
-            models.Index(fields=["transaction_id", "id"], name="event_outbox"),
-            # A user's recent events (activity, deliveries).
-            models.Index(fields=["owner", "id"], name="event_owner"),
-        ]
-        constraints = [
-            # Also serves a generation's log, in order.
-            models.UniqueConstraint(
-                fields=["generation_id", "sequence"], name="event_sequence_unique"
-            ),
-            models.CheckConstraint(condition=Q(type__in=EventType.values), name="event_type_valid"),
-            models.CheckConstraint(condition=Q(actor__in=Actor.values), name="event_actor_valid"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.type} #{self.sequence} of {self.generation_id}"
-
-
-class GenerationTally(models.Model):
-    """Running totals of the ended generations outside the trash, per owner, status, kind
-    and error code, so that statistics read a few rows instead of every generation.
-
-    On PostgreSQL a trigger on the generation table keeps them current on every write,
-    whatever the code path (migration 0005); nothing else writes them, and other
-    databases compute statistics from the generations themselves. Active generations
-    (pending, processing) are left out: their cost moves with every item, and they are
-    few enough to count live."""
-
-    owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
-    )
-    status = models.CharField(max_length=20, choices=GenerationStatus.choices)
-    kind = models.CharField(max_length=20, choices=GenerationKind.choices)
-    error_code = models.CharField(max_length=50, blank=True)
-    generations = models.BigIntegerField(default=0)
-    cost_estimate = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
-    actual_cost = models.DecimalField(max_digits=20, decimal_places=4, default=Decimal(0))
-    timed = models.BigIntegerField(default=0)
-    time_seconds = models.FloatField(default=0.0)
-
-    class Meta:
-        constraints = [
-            # Indexed by this constraint, which starts with the owner (a user's statistics).
-            models.UniqueConstraint(
-                fields=["owner", "status", "kind", "error_code"], name="tally_group_unique"
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.generations} {self.status} {self.kind} of user {self.owner_id}"
 
 
 class GenerationMetadata(models.Model):

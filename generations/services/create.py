@@ -1,7 +1,4 @@
-"""Writes behind every user action on a generation: create, cancel, retry, regenerate,
-delete and restore (removing for good is `generations.purge`). The API, the pages, the
-admin and the commands all call these.
-"""
+"""Creating generations: from a request, and as a regeneration of another one."""
 
 import logging
 import uuid
@@ -14,32 +11,21 @@ from uuid import UUID
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from generations.dispatch import dispatch_generation
-from generations.errors import ActionRefused, ErrorCode, InputError, LimitExceeded
+from generations.errors import (
+    InputError,
+    LimitExceeded,
+)
 from generations.events import event_record
 from generations.inputs import DERIVED_FIELDS, normalise_input
 from generations.kinds import KindSpec, kind_spec
 from generations.models import Generation, GenerationMetadata, Item, SourceType, Variant
-from generations.pipeline.finalise import finalise_if_ended
-from generations.pipeline.lifecycle import queued_items_end
 from generations.providers import PROVIDERS, Provider, get_provider
-from generations.selectors import (
-    trash_cutoff,
-)
 from generations.states import (
-    ACTIVE_GENERATION_STATUSES,
+    LIVE_GENERATION_STATUSES,
     EventType,
-    GenerationStatus,
-    GenerationTransition,
-    ItemStatus,
-    ItemTransition,
-    QueueReason,
-    can_cancel,
-    can_retry,
-    rollup_status,
 )
 from storage.keys import source_key
 from storage.services import (
@@ -158,7 +144,7 @@ def generation_create(
                     payload={"regeneration": str(generation.id)},
                     now=now,
                 )
-            _dispatch(generation.id, now)
+            dispatch_logged(generation.id, now)
     except BaseException:
         if stored_source:
             _remove_unrecorded_source(stored_source)
@@ -166,7 +152,7 @@ def generation_create(
     return generation
 
 
-def _dispatch(generation_id: UUID, now: datetime) -> None:
+def dispatch_logged(generation_id: UUID, now: datetime) -> None:
     """Send the generation to the workers once the transaction commits, and say so in its
     log."""
     event_record(generation_id, EventType.DISPATCHED, payload={"task": "run_generation"}, now=now)
@@ -196,7 +182,7 @@ def _ensure_below_active_limit(owner: User, *, lock: bool) -> None:
         list(User.objects.select_for_update().filter(pk=owner.pk).values_list("pk", flat=True))
     limit = settings.GENVAULT_MAX_ACTIVE_GENERATIONS
     active = Generation.objects.filter(
-        owner=owner, status__in=ACTIVE_GENERATION_STATUSES, deleted_at__isnull=True
+        owner=owner, status__in=LIVE_GENERATION_STATUSES, deleted_at__isnull=True
     )[:limit].count()
     if active >= limit:
         raise LimitExceeded(
@@ -216,129 +202,6 @@ def _source_type(snapshot: Mapping[str, Any], source_file: IO[bytes] | None) -> 
     if source_file is not None:
         return SourceType.UPLOAD
     return SourceType.URL if snapshot.get("source_url") else SourceType.NONE
-
-
-def generation_cancel(*, generation: Generation, by: User | None = None) -> Generation:
-    """Cancel a pending or processing generation: queued items are cancelled now, running
-    ones stop at their next checkpoint. Raises ActionRefused once it has ended."""
-    if not can_cancel(generation.status):
-        raise ActionRefused(
-            f"This generation is already {generation.get_status_display().lower()}; "
-            "only pending or processing generations can be cancelled."
-        )
-    now = timezone.now()
-    variant_ids = list(generation.variants.values_list("id", flat=True))
-    cancel = GenerationTransition.CANCEL
-    with transaction.atomic():
-        event_record(generation.id, EventType.CANCEL_REQUESTED, by=by, now=now)
-        cancelled = queued_items_end(
-            variant_ids=variant_ids,
-            transition=ItemTransition.CANCEL,
-            code=ErrorCode.CANCELLED,
-            message="Cancelled before it started.",
-            now=now,
-        )
-        if not Generation.objects.filter(id=generation.id, status__in=cancel.sources).update(
-            status=cancel.target,
-            cancelled_items=F("cancelled_items") + cancelled,
-            completed_at=now,
-            updated_at=now,
-            generation_time_seconds=generation.elapsed_seconds(now),
-            error_code=ErrorCode.CANCELLED,
-            error_message="Cancelled by its owner.",
-        ):
-            raise ActionRefused("This generation ended before it could be cancelled.")
-        event_record(
-            generation.id, EventType.CANCELLED, payload={"cancelled_items": cancelled}, now=now
-        )
-        finalise_if_ended(generation_id=generation.id, variant_ids=variant_ids, now=now)
-    generation.refresh_from_db()
-    return generation
-
-
-def generation_retry(*, generation: Generation, by: User | None = None) -> int:
-    """Run again every item that failed or was cancelled, keeping the completed ones.
-    Returns how many items were queued; raises ActionRefused when there is nothing to do."""
-    if generation.deleted_at is not None:
-        raise ActionRefused("This generation is in the trash; restore it first.")
-    if not can_retry(generation.status):
-        raise ActionRefused(
-            f"A {generation.get_status_display().lower()} generation has nothing to retry."
-        )
-    if generation.items.filter(status__in=ItemTransition.STOP.sources).exists():
-        raise ActionRefused("Some items are still stopping; try again in a moment.")
-    now = timezone.now()
-    retry = GenerationTransition.RETRY
-    # Running a cancelled generation's items again resumes it; otherwise it is a retry.
-    resuming = generation.status == GenerationStatus.CANCELLED
-    reset = {
-        "status": ItemTransition.RETRY.target,
-        "claim_token": "",
-        "queue_reason": QueueReason.RESUME if resuming else QueueReason.USER_RETRY,
-        "queued_at": now,
-        "started_at": None,
-        "completed_at": None,
-        "updated_at": now,
-        "error_code": "",
-        "error_message": "",
-    }
-    with transaction.atomic():
-        failed_total = cancelled_total = 0
-        for variant in generation.variants.all():
-            items = Item.objects.filter(variant_id=variant.id)
-            requeued = {
-                status: items.filter(status=status).update(**reset)
-                for status in ItemTransition.RETRY.sources
-            }
-            failed, cancelled = requeued[ItemStatus.FAILED], requeued[ItemStatus.CANCELLED]
-            if not failed + cancelled:
-                # Every item of this variant completed, but it may have ended cancelled
-                # because a cancel won; with the cancel undone, its counters decide.
-                Variant.objects.filter(id=variant.id).update(
-                    status=rollup_status(
-                        total=variant.total_items,
-                        completed=variant.completed_items,
-                        failed=0,
-                        cancelled=0,
-                    )
-                    or variant.status,
-                    updated_at=now,
-                )
-            else:
-                Variant.objects.filter(id=variant.id).update(
-                    failed_items=F("failed_items") - failed,
-                    cancelled_items=F("cancelled_items") - cancelled,
-                    status=retry.target,
-                    completed_at=None,
-                    updated_at=now,
-                    error_code="",
-                    error_message="",
-                )
-            failed_total += failed
-            cancelled_total += cancelled
-        if not failed_total + cancelled_total:
-            raise ActionRefused("Every item of this generation completed; nothing to retry.")
-        if not Generation.objects.filter(id=generation.id, status=generation.status).update(
-            status=retry.target,
-            failed_items=F("failed_items") - failed_total,
-            cancelled_items=F("cancelled_items") - cancelled_total,
-            started_at=now,
-            completed_at=None,
-            updated_at=now,
-            error_code="",
-            error_message="",
-        ):
-            raise ActionRefused("This generation changed meanwhile; reload and try again.")
-        event_record(
-            generation.id,
-            EventType.RETRIED,
-            by=by,
-            payload={"items": failed_total + cancelled_total, "resume": resuming},
-            now=now,
-        )
-        _dispatch(generation.id, now)
-    generation.refresh_from_db()
-    return failed_total + cancelled_total
 
 
 def generation_regenerate(
@@ -371,35 +234,3 @@ def generation_regenerate(
         with object_open(str(source_key_value)) as source:
             return create(source_file=source, source_filename=str(source_key_value))
     return create()
-
-
-def generation_delete(*, generation: Generation, by: User | None = None) -> Generation:
-    """Move to the trash (cancelling it first if it is still running). The purge removes
-    it for good after TRASH_RETENTION_DAYS."""
-    if generation.deleted_at is not None:
-        raise ActionRefused("This generation is already in the trash.")
-    if can_cancel(generation.status):
-        generation_cancel(generation=generation, by=by)
-    now = timezone.now()
-    with transaction.atomic():
-        if Generation.objects.filter(id=generation.id, deleted_at__isnull=True).update(
-            deleted_at=now
-        ):
-            event_record(generation.id, EventType.DELETED, by=by, now=now)
-    generation.refresh_from_db()
-    return generation
-
-
-def generation_restore(*, generation: Generation, by: User | None = None) -> Generation:
-    """Take a generation out of the trash while its retention period lasts."""
-    if generation.deleted_at is None:
-        raise ActionRefused("This generation is not in the trash.")
-    if generation.deleted_at < trash_cutoff():
-        raise ActionRefused("This generation has passed its retention period and will be purged.")
-    with transaction.atomic():
-        if Generation.objects.filter(id=generation.id, deleted_at__isnull=False).update(
-            deleted_at=None
-        ):
-            event_record(generation.id, EventType.RESTORED, by=by)
-    generation.refresh_from_db()
-    return generation
