@@ -20,11 +20,12 @@ install: $(INSTALLED) ## Create .venv and install the dependencies
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
-run: migrate ## Set up, then run web (127.0.0.1:8000), worker and beat until Ctrl-C
+run: migrate ## Set up, then run web (127.0.0.1:8000), a worker, and recovery with beat until Ctrl-C
 	$(BIN)/python manage.py ensure_admin --quiet
 	@echo "Genvault on http://127.0.0.1:8000/ (admin: /admin/, health: /healthz). Ctrl-C stops everything."
 	@trap 'trap - INT TERM EXIT; kill 0' INT TERM EXIT; \
-	$(BIN)/celery -A config worker --beat --loglevel INFO --concurrency 2 & \
+	$(BIN)/celery -A config worker --loglevel INFO --concurrency 2 -n work@%h & \
+	$(BIN)/celery -A config worker --beat --pool solo -Q genvault.recovery --loglevel INFO -n recovery@%h & \
 	$(BIN)/python manage.py runserver 127.0.0.1:8000 & \
 	wait
 

@@ -212,12 +212,16 @@ SUPERUSER_PASSWORD = env_str("DJANGO_SUPERUSER_PASSWORD")
 SUPERUSER_EMAIL = env_str("DJANGO_SUPERUSER_EMAIL")
 ITEM_MAX_ATTEMPTS = env_int("ITEM_MAX_ATTEMPTS", 3, minimum=1)
 ITEM_RETRY_BACKOFF_SECONDS = env_int("ITEM_RETRY_BACKOFF_SECONDS", 2, minimum=0)
+# The longest wait before an automatic retry, however many attempts came before.
+ITEM_RETRY_MAX_DELAY_SECONDS = 300
 ITEM_TIME_LIMIT_SECONDS = env_int("ITEM_TIME_LIMIT_SECONDS", 600, minimum=10)
-# A processing item not finished after this long is presumed lost with its worker.
-# It must exceed the task time limit, or a slow but live item would run twice.
-ITEM_LEASE_SECONDS = env_int("ITEM_LEASE_SECONDS", 900, minimum=ITEM_TIME_LIMIT_SECONDS + 1)
-PENDING_REDISPATCH_SECONDS = env_int("PENDING_REDISPATCH_SECONDS", 60, minimum=1)
-RECOVERY_INTERVAL_SECONDS = env_int("RECOVERY_INTERVAL_SECONDS", 60, minimum=1)
+# A running item's worker says it is alive this often (its lease is renewed)...
+ITEM_HEARTBEAT_SECONDS = env_int("ITEM_HEARTBEAT_SECONDS", 5, minimum=1)
+# ...and one silent for this long is presumed lost: its items are taken back. Three
+# heartbeats at least, so that one slow write does not look like a death.
+ITEM_LEASE_SECONDS = env_int("ITEM_LEASE_SECONDS", 30, minimum=3 * ITEM_HEARTBEAT_SECONDS)
+PENDING_REDISPATCH_SECONDS = env_int("PENDING_REDISPATCH_SECONDS", 30, minimum=1)
+RECOVERY_INTERVAL_SECONDS = env_int("RECOVERY_INTERVAL_SECONDS", 10, minimum=1)
 TRASH_RETENTION_DAYS = env_int("TRASH_RETENTION_DAYS", 30, minimum=0)
 SOURCE_MAX_BYTES = env_int("SOURCE_MAX_BYTES", 500 * 1024 * 1024, minimum=1)
 SOURCE_FETCH_TIMEOUT_SECONDS = env_int("SOURCE_FETCH_TIMEOUT_SECONDS", 60, minimum=1)
@@ -226,6 +230,18 @@ SOURCE_FETCH_ALLOW_LOOPBACK = env_bool("SOURCE_FETCH_ALLOW_LOOPBACK", False)
 
 CELERY_TASK_TIME_LIMIT = ITEM_TIME_LIMIT_SECONDS + 30
 CELERY_TASK_SOFT_TIME_LIMIT = ITEM_TIME_LIMIT_SECONDS
+# Recovery has a queue of its own, served by its own process (`make run`, compose), so that
+# a work pool that is full or hung never delays it.
+RECOVERY_QUEUE = "genvault.recovery"
+CELERY_TASK_ROUTES = {"generations.tasks.recover_stuck_work": {"queue": RECOVERY_QUEUE}}
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # Redis hands an unacknowledged message out again after this long. It must outlast the
+    # longest retry countdown plus a task's time limit, or a message waiting for its
+    # countdown would be delivered twice; messages lost with a worker are recovered much
+    # sooner than that, from the rows (ITEM_LEASE_SECONDS).
+    CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = (
+        ITEM_RETRY_MAX_DELAY_SECONDS + CELERY_TASK_TIME_LIMIT + 60
+    )
 CELERY_BEAT_SCHEDULE = {
     "recover-stuck-work": {
         "task": "generations.tasks.recover_stuck_work",

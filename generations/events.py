@@ -25,9 +25,25 @@ from django.utils import timezone
 from generations.models import Event, Generation
 from generations.states import Actor
 
-# The oldest transaction still running: events of it and of later ones may not be
-# committed yet, so the outbox does not go past it.
-_VISIBLE_HORIZON = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+# The oldest transaction of this database still running (or, with none, the next one to
+# start): events of it and of later ones may not be committed yet, so the outbox does not
+# go past it. Transactions are named as 64-bit ids (the stored kind); the running ones are
+# listed as 32-bit ids, widened here with the epoch of the snapshot's next id. Other
+# databases' transactions never hold the outbox back.
+_VISIBLE_HORIZON = """
+    WITH next AS (
+        SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS id
+    ),
+    running AS (
+        SELECT ((next.id >> 32) << 32) | activity.backend_xid::text::bigint AS id, next.id AS next
+        FROM pg_stat_activity AS activity, next
+        WHERE activity.datname = current_database() AND activity.backend_xid IS NOT NULL
+    )
+    SELECT LEAST(
+        (SELECT id FROM next),
+        (SELECT min(CASE WHEN id > next THEN id - 4294967296 ELSE id END) FROM running)
+    )
+"""
 
 
 def event_record(

@@ -297,14 +297,14 @@ def generation_in_flight_list(*, limit: int) -> QuerySet[Generation]:
 
 
 def item_stuck_list(*, now: datetime | None = None) -> QuerySet[Item]:
-    """Items processing for longer than ITEM_LEASE_SECONDS (their worker is presumed
-    lost; recovery requeues or fails them), oldest first, through the partial index on
-    processing items."""
+    """Items processing whose worker has said nothing for ITEM_LEASE_SECONDS (it is
+    presumed lost; recovery requeues or fails them), longest silent first, through the
+    partial index on processing items."""
     lease_start = (now or timezone.now()) - timedelta(seconds=settings.ITEM_LEASE_SECONDS)
     return (
-        Item.objects.filter(status=ItemStatus.PROCESSING, started_at__lt=lease_start)
+        Item.objects.filter(status=ItemStatus.PROCESSING, heartbeat_at__lt=lease_start)
         .select_related("generation", "variant")
-        .order_by("started_at")
+        .order_by("heartbeat_at")
     )
 
 

@@ -58,6 +58,9 @@ class Worker:
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",
+            # The work queue and recovery's own (production runs them in two processes).
+            "--queues",
+            "genvault,genvault.recovery",
         ]
         if beat:
             command += ["--beat", "--schedule", str(log_dir / f"beat-{name}")]

@@ -158,17 +158,17 @@ class FailedWithCodeFilter(ErrorCodeFilter):
 
 
 class StuckFilter(admin.SimpleListFilter):
-    """Items processing for longer than ITEM_LEASE_SECONDS, as on the dashboard; the
-    partial index on processing items serves it."""
+    """Items processing whose worker has said nothing for ITEM_LEASE_SECONDS, as on the
+    dashboard; the partial index on processing items serves it."""
 
     title = "stuck"
     parameter_name = "stuck"
 
     def lookups(self, request: HttpRequest, model_admin: AnyModelAdmin) -> list[tuple[str, str]]:
-        return [("yes", "Processing past the lease")]
+        return [("yes", "Worker silent past the lease")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         if self.value() != "yes":
             return queryset
         lease_start = timezone.now() - datetime.timedelta(seconds=settings.ITEM_LEASE_SECONDS)
-        return queryset.filter(status=ItemStatus.PROCESSING, started_at__lt=lease_start)
+        return queryset.filter(status=ItemStatus.PROCESSING, heartbeat_at__lt=lease_start)

@@ -279,14 +279,17 @@ class Item(models.Model):
     queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # While processing: when its worker last said it is alive (every ITEM_HEARTBEAT_SECONDS);
+    # silent for ITEM_LEASE_SECONDS, the worker is presumed lost.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["variant", "number"]
         indexes = [
             # Recovery: items whose worker may have died mid-run.
             models.Index(
-                fields=["started_at"],
-                name="item_processing_started",
+                fields=["heartbeat_at"],
+                name="item_processing_heartbeat",
                 condition=Q(status=ItemStatus.PROCESSING),
             ),
             models.Index(fields=["generation", "status"], name="item_generation_status"),

@@ -17,7 +17,7 @@ import os
 import random
 import socket
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 from uuid import UUID
@@ -36,6 +36,7 @@ from generations.pipeline.sql import SQL
 from generations.pipeline.statements import (
     Counters,
     claim,
+    heartbeat,
     held_by,
     lost_since,
     update_and_close,
@@ -50,7 +51,6 @@ from generations.states import (
     QueueReason,
 )
 
-MAX_RETRY_DELAY_SECONDS = 300
 # The counter of a variant or generation that counts the items ended in each status.
 _COUNTER_OF_STATUS: dict[str, str] = {
     ItemStatus.COMPLETED: "completed_items",
@@ -123,12 +123,14 @@ class ItemRef(Protocol):
 def item_claim(*, item_id: UUID, claim_token: str) -> ClaimedItem | None:
     """Take a queued item for this delivery and return it, or None when it is not
     available (ended, cancelled, or held by another delivery). One statement."""
+    now = timezone.now()
     row = claim(
         item_id=item_id,
         claim_token=claim_token,
-        now=timezone.now(),
+        now=now,
         max_attempts=settings.ITEM_MAX_ATTEMPTS,
         worker=worker_name(),
+        silent_since=now - timedelta(seconds=settings.ITEM_LEASE_SECONDS),
     )
     if row is None:
         return None
@@ -221,6 +223,12 @@ def _failed(error: GenerationError, outcome: str) -> AttemptEnd:
     )
 
 
+def item_heartbeat(*, item_id: UUID, claim_token: str) -> str | None:
+    """Renew the lease of an item this delivery holds, and read its generation's status in
+    the same statement; None when the item is no longer this delivery's."""
+    return heartbeat(item_id=item_id, claim_token=claim_token, now=timezone.now())
+
+
 def item_stop_cancelled(*, item: ItemRef, claim_token: str) -> None:
     """A running item reached a checkpoint after its generation was cancelled."""
     stop = ItemTransition.STOP
@@ -237,16 +245,17 @@ def item_stop_cancelled(*, item: ItemRef, claim_token: str) -> None:
     )
 
 
-def item_recover_lost(*, item_id: UUID, started_before: datetime) -> bool:
-    """An item still processing since before `started_before` lost its worker: queue it
-    again while attempts remain (True: dispatch it), else fail it as worker_lost."""
+def item_recover_lost(*, item_id: UUID, silent_since: datetime) -> bool:
+    """An item still processing whose worker has said nothing since `silent_since` lost
+    its worker: queue it again while attempts remain (True: dispatch it), else fail it as
+    worker_lost."""
     now = timezone.now()
     requeue = ItemTransition.REQUEUE
     with transaction.atomic():
         if Item.objects.filter(
             id=item_id,
             status__in=requeue.sources,
-            started_at__lt=started_before,
+            heartbeat_at__lt=silent_since,
             attempts__lt=settings.ITEM_MAX_ATTEMPTS,
         ).update(
             status=requeue.target,
@@ -265,14 +274,14 @@ def item_recover_lost(*, item_id: UUID, started_before: datetime) -> bool:
             return True
     fail = ItemTransition.FAIL
     item = Item.objects.filter(
-        id=item_id, status__in=fail.sources, started_at__lt=started_before
+        id=item_id, status__in=fail.sources, heartbeat_at__lt=silent_since
     ).first()
     if item is not None:
         message = f"The worker stopped responding {item.attempts} times."
         _end_item(
             item,
             fail,
-            lost_since(item_id, started_before, fail),
+            lost_since(item_id, silent_since, fail),
             {"error_code": ErrorCode.WORKER_LOST, "error_message": message},
             _lost(now, message),
             ItemEvent(EventType.ITEM_FAILED, {"error_code": ErrorCode.WORKER_LOST}),
@@ -317,7 +326,7 @@ def retry_delay(attempts: int) -> float:
     """Exponential backoff with jitter: base, 2x base, 4x base, ... capped."""
     base = settings.ITEM_RETRY_BACKOFF_SECONDS * 2 ** max(attempts - 1, 0)
     jitter = random.uniform(0.8, 1.2)  # noqa: S311 (spreading retries, not security)
-    return float(min(base * jitter, MAX_RETRY_DELAY_SECONDS))
+    return float(min(base * jitter, settings.ITEM_RETRY_MAX_DELAY_SECONDS))
 
 
 def _end_item(

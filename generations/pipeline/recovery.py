@@ -32,10 +32,10 @@ def recover_stuck_work() -> dict[str, int]:
     lease_start = now - timedelta(seconds=settings.ITEM_LEASE_SECONDS)
     requeued, lost = [], 0
     stale = Item.objects.filter(
-        status__in=ItemTransition.REQUEUE.sources, started_at__lt=lease_start
+        status__in=ItemTransition.REQUEUE.sources, heartbeat_at__lt=lease_start
     ).values_list("id", flat=True)[:RECOVERY_BATCH_SIZE]
     for item_id in stale:
-        if item_recover_lost(item_id=item_id, started_before=lease_start):
+        if item_recover_lost(item_id=item_id, silent_since=lease_start):
             requeued.append(item_id)
         else:
             lost += 1
@@ -47,9 +47,13 @@ def recover_stuck_work() -> dict[str, int]:
             created_at__lt=now - timedelta(seconds=settings.PENDING_REDISPATCH_SECONDS),
         ).values_list("id", flat=True)[:RECOVERY_BATCH_SIZE]
     )
+    # The stages may take as long as their task's time limit before anything is written.
+    stages_deadline = now - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
     unprepared = list(
         Generation.objects.filter(
-            status=GenerationStatus.PROCESSING, updated_at__lt=lease_start, metadata__prompts={}
+            status=GenerationStatus.PROCESSING,
+            updated_at__lt=stages_deadline,
+            metadata__prompts={},
         ).values_list("id", flat=True)[:RECOVERY_BATCH_SIZE]
     )
     for generation_id in pending + unprepared:

@@ -9,6 +9,7 @@ from pathlib import Path
 from uuid import UUID
 
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 
 from generations.dispatch import dispatch_items
 from generations.errors import Cancelled, ErrorCode, GenerationError
@@ -21,6 +22,7 @@ from generations.pipeline.lifecycle import (
     item_claim,
     item_complete,
     item_fail,
+    item_heartbeat,
     item_stop_cancelled,
 )
 from generations.providers import ItemRequest, ProducedItem, get_provider
@@ -44,7 +46,10 @@ def item_render(*, item_id: UUID, claim_token: str) -> None:
         item_stop_cancelled(item=item, claim_token=claim_token)
         return
     try:
-        result = item_produce_and_store(item, checkpoint=_cancel_checkpoint(item.generation_id))
+        result = item_produce_and_store(item, checkpoint=_checkpoint(item, claim_token))
+    except TakenAway:
+        logger.info("Item %s was taken away while rendering; it is left as it is", item_id)
+        return
     except Cancelled:
         item_stop_cancelled(item=item, claim_token=claim_token)
         return
@@ -95,20 +100,39 @@ def _record_failure(item: ClaimedItem, claim_token: str, error: GenerationError)
         dispatch_items([item.id], countdown=delay)
 
 
-def _cancel_checkpoint(generation_id: UUID) -> Callable[[], None]:
-    """A checkpoint that raises Cancelled once the generation is cancelled, asking the
-    database at most every CANCEL_CHECK_INTERVAL_SECONDS. The first interval needs no
-    question: the claim has just read the generation's status."""
-    next_check = time.monotonic() + CANCEL_CHECK_INTERVAL_SECONDS
+class TakenAway(Exception):
+    """The item is no longer this delivery's: recovery took it back from a worker it
+    believed dead, or a cancel ended it."""
+
+
+def _checkpoint(item: ClaimedItem, claim_token: str) -> Callable[[], None]:
+    """The provider's checkpoint: raises Cancelled once the generation's cancel was asked
+    for (asking at most every CANCEL_CHECK_INTERVAL_SECONDS), renews the item's lease
+    every ITEM_HEARTBEAT_SECONDS, and raises TakenAway if the item was taken back
+    meanwhile. The first interval needs no question: the claim has just read the
+    generation's status."""
+    started = time.monotonic()
+    next_check = started + CANCEL_CHECK_INTERVAL_SECONDS
+    next_beat = started + settings.ITEM_HEARTBEAT_SECONDS
 
     def checkpoint() -> None:
-        nonlocal next_check
-        if time.monotonic() < next_check:
+        nonlocal next_check, next_beat
+        now = time.monotonic()
+        if now < next_check:
             return
-        next_check = time.monotonic() + CANCEL_CHECK_INTERVAL_SECONDS
-        if Generation.objects.filter(
-            id=generation_id, status__in=CANCEL_REQUESTED_STATUSES
-        ).exists():
+        next_check = now + CANCEL_CHECK_INTERVAL_SECONDS
+        if now >= next_beat:
+            next_beat = now + settings.ITEM_HEARTBEAT_SECONDS
+            status = item_heartbeat(item_id=item.id, claim_token=claim_token)
+            if status is None:
+                raise TakenAway()
+        else:
+            status = (
+                Generation.objects.filter(id=item.generation_id)
+                .values_list("status", flat=True)
+                .first()
+            )
+        if status in CANCEL_REQUESTED_STATUSES:
             raise Cancelled()
 
     return checkpoint

@@ -70,25 +70,35 @@ _ITEM_COLUMNS = '"id", "generation_id", "variant_id", "number", "attempts"'
 
 
 def claim(
-    *, item_id: UUID, claim_token: str, now: datetime, max_attempts: int, worker: str
+    *,
+    item_id: UUID,
+    claim_token: str,
+    now: datetime,
+    max_attempts: int,
+    worker: str,
+    silent_since: datetime,
 ) -> Sequence[Any] | None:
     """Take an item the claim may start from, or take back one still held by this
-    delivery (its worker died mid-item and the message was redelivered) while attempts
-    remain; recovery fails it after that. The claim opens the item's next attempt (and,
+    delivery whose worker has been silent since `silent_since` (it died mid-item and the
+    message was redelivered) while attempts remain; recovery fails it after that. A copy
+    of the message whose worker is alive gets nothing. The claim opens the item's next attempt (and,
     on a take-back, closes the one the dead worker left open). One statement on
     PostgreSQL. Returns the _CLAIM_RETURNING columns, or None when nothing was taken."""
     transition = ItemTransition.CLAIM
     claimable, claimable_params = status_in(transition.sources)
     update = f"""
         UPDATE "generations_item" SET "status" = %s, "claim_token" = %s,
-            "attempts" = "attempts" + 1, "started_at" = %s, "updated_at" = %s
+            "attempts" = "attempts" + 1, "started_at" = %s, "heartbeat_at" = %s,
+            "updated_at" = %s
         WHERE "id" = %s AND (
-            {claimable} OR ("status" = %s AND "claim_token" = %s AND "attempts" < %s))
+            {claimable} OR ("status" = %s AND "claim_token" = %s AND "attempts" < %s
+                AND "heartbeat_at" < %s))
         RETURNING {_CLAIM_RETURNING}
     """  # noqa: S608 (only constants are interpolated)
     moment = datetime_param(now)
-    params = [transition.target, claim_token, moment, moment, pk(Item, item_id)]
+    params = [transition.target, claim_token, moment, moment, moment, pk(Item, item_id)]
     params += [*claimable_params, transition.target, claim_token, max_attempts]
+    params += [datetime_param(silent_since)]
     if counts_in_one_statement():
         close = attempt_close_sql(LOST_ON_RECLAIM, now, source="claimed", number='"attempts" - 1')
         opened = ATTEMPT_OPEN.format(source="claimed")
@@ -126,6 +136,22 @@ def claim(
         )
         ItemEvent(EventType.ITEM_STARTED, {"reason": row[12]}).record(item_id, now)
         return row
+
+
+def heartbeat(*, item_id: UUID, claim_token: str, now: datetime) -> str | None:
+    """Renew the lease of an item still held by this delivery, returning its generation's
+    status; None when the item is no longer held by it."""
+    held = held_by(item_id, claim_token, ItemTransition.COMPLETE)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""UPDATE "generations_item" SET "heartbeat_at" = %s WHERE {held[0]}
+            RETURNING (SELECT "status" FROM "generations_generation"
+                WHERE "generations_generation"."id" = "generations_item"."generation_id")
+            """,  # noqa: S608 (only constants are interpolated)
+            [datetime_param(now), *held[1]],
+        )
+        row = cursor.fetchone()
+    return str(row[0]) if row else None
 
 
 def update_and_close(values: dict[str, Any], where: SQL, end: AttemptEnd, event: ItemEvent) -> int:
@@ -166,13 +192,14 @@ def held_by(item_id: UUID, claim_token: str, transition: ItemTransition) -> SQL:
     ]
 
 
-def lost_since(item_id: UUID, started_before: datetime, transition: ItemTransition) -> SQL:
-    """WHERE the item may take `transition` and started before `started_before`."""
+def lost_since(item_id: UUID, silent_since: datetime, transition: ItemTransition) -> SQL:
+    """WHERE the item may take `transition` and its worker has said nothing since
+    `silent_since`."""
     status, params = status_in(transition.sources)
-    return f'"id" = %s AND {status} AND "started_at" < %s', [
+    return f'"id" = %s AND {status} AND "heartbeat_at" < %s', [
         pk(Item, item_id),
         *params,
-        datetime_param(started_before),
+        datetime_param(silent_since),
     ]
 
 

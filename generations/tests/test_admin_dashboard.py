@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 import redis
+from django.conf import settings
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
@@ -56,9 +57,9 @@ def put_message(folder, queue):
 
 def stuck_item(generation, *, minutes_over):
     item = Item.objects.filter(generation=generation).order_by("variant__position", "number")[0]
-    started = timezone.now() - timedelta(minutes=15 + minutes_over)
+    started = timezone.now() - timedelta(seconds=settings.ITEM_LEASE_SECONDS, minutes=minutes_over)
     Item.objects.filter(pk=item.pk).update(
-        status=ItemStatus.PROCESSING, started_at=started, attempts=1
+        status=ItemStatus.PROCESSING, started_at=started, heartbeat_at=started, attempts=1
     )
     return item
 
@@ -145,7 +146,9 @@ def test_stuck_items_are_counted_and_listed(staff_client, owner, file_broker):
     lost = stuck_item(generation, minutes_over=5)
     Item.objects.filter(generation=generation).exclude(pk=lost.pk).filter(
         variant__label="bold", number=1
-    ).update(status=ItemStatus.PROCESSING, started_at=timezone.now())  # within its lease
+    ).update(
+        status=ItemStatus.PROCESSING, started_at=timezone.now(), heartbeat_at=timezone.now()
+    )  # within its lease
     stale = create_video(owner, title="Never picked up")
     Generation.objects.filter(pk=stale.pk).update(created_at=timezone.now() - timedelta(minutes=10))
     create_video(owner, title="Just submitted")
@@ -169,7 +172,9 @@ def test_stuck_counts_past_the_list_are_counted(staff_client, owner, file_broker
     monkeypatch.setattr("generations.admin.dashboard.STUCK_LIMIT", 2)
     generation = processing_video(owner)
     Item.objects.filter(generation=generation).update(
-        status=ItemStatus.PROCESSING, started_at=timezone.now() - timedelta(hours=2)
+        status=ItemStatus.PROCESSING,
+        started_at=timezone.now() - timedelta(hours=2),
+        heartbeat_at=timezone.now() - timedelta(hours=2),
     )
 
     response = staff_client.get(DASHBOARD)

@@ -32,6 +32,13 @@ def _log(item: Item) -> list[tuple[int, str, str, str]]:
     )
 
 
+def _silence(item: Item, settings) -> None:
+    """Its worker has said nothing for longer than the lease."""
+    Item.objects.filter(id=item.id).update(
+        heartbeat_at=timezone.now() - timedelta(seconds=settings.ITEM_LEASE_SECONDS + 1)
+    )
+
+
 def test_a_claim_opens_the_first_attempt(owner, counting):
     item = items_in_order(processing_video(owner))[0]
 
@@ -88,9 +95,10 @@ def test_a_permanent_failure_is_closed_as_failed_and_not_retryable(owner, counti
     assert attempt.cost == Decimal(0)
 
 
-def test_a_take_back_by_the_same_message_closes_the_dead_workers_attempt(owner, counting):
+def test_a_take_back_by_the_same_message_closes_the_dead_workers_attempt(owner, counting, settings):
     item = items_in_order(processing_video(owner))[0]
     item_claim(item_id=item.id, claim_token="w1")
+    _silence(item, settings)
 
     assert item_claim(item_id=item.id, claim_token="w1") is not None
 
@@ -105,7 +113,7 @@ def test_recovery_closes_the_lost_attempt_and_the_next_one_says_recovery(owner):
     item_claim(item_id=item.id, claim_token="w1")
     later = timezone.now() + timedelta(seconds=1)
 
-    assert item_recover_lost(item_id=item.id, started_before=later)
+    assert item_recover_lost(item_id=item.id, silent_since=later)
     complete(item, delivery="w2")
 
     assert _log(item) == [
@@ -151,9 +159,10 @@ def test_running_a_cancelled_generation_again_is_a_resume(owner):
     assert _log(second) == []
 
 
-def test_a_completion_of_an_item_taken_away_closes_nothing(owner):
+def test_a_completion_of_an_item_taken_away_closes_nothing(owner, settings):
     item = items_in_order(processing_video(owner))[0]
     claimed = item_claim(item_id=item.id, claim_token="w1")
+    _silence(item, settings)
     item_claim(item_id=item.id, claim_token="w1")
 
     assert not item_complete(item=claimed, claim_token="w2", result=item_result(claimed))

@@ -12,10 +12,10 @@ from generations.errors import ErrorCode, GenerationError
 from generations.models import Item, Variant
 from generations.pipeline import lifecycle
 from generations.pipeline.lifecycle import (
-    MAX_RETRY_DELAY_SECONDS,
     item_claim,
     item_complete,
     item_fail,
+    item_heartbeat,
     item_recover_lost,
     item_stop_cancelled,
     retry_delay,
@@ -74,9 +74,10 @@ def test_claim_is_exclusive(owner):
     assert item.attempts == 1
 
 
-def test_same_token_can_reclaim_a_processing_item(owner):
+def test_same_token_can_reclaim_an_item_whose_worker_went_silent(owner, settings):
     item = items_in_order(processing_video(owner))[0]
     item_claim(item_id=item.id, claim_token="delivery-1")
+    _age(item, settings.ITEM_LEASE_SECONDS + 1)
     first_started_at = Item.objects.get(id=item.id).started_at
 
     again = item_claim(item_id=item.id, claim_token="delivery-1")
@@ -86,6 +87,32 @@ def test_same_token_can_reclaim_a_processing_item(owner):
     item.refresh_from_db()
     assert item.status == ItemStatus.PROCESSING
     assert item.started_at >= first_started_at
+
+
+def test_a_copy_of_the_message_gets_nothing_while_its_worker_is_alive(owner):
+    """A duplicate delivery must not render the item a second time in parallel."""
+    item = items_in_order(processing_video(owner))[0]
+    item_claim(item_id=item.id, claim_token="delivery-1")
+
+    assert item_claim(item_id=item.id, claim_token="delivery-1") is None
+
+    item.refresh_from_db()
+    assert item.attempts == 1
+
+
+def test_a_heartbeat_renews_the_lease_and_reads_the_generation(owner, settings):
+    generation = processing_video(owner)
+    item = items_in_order(generation)[0]
+    item_claim(item_id=item.id, claim_token="delivery-1")
+    _age(item, settings.ITEM_LEASE_SECONDS + 1)
+
+    assert item_heartbeat(item_id=item.id, claim_token="delivery-1") == "processing"
+
+    # Alive again: recovery leaves it, and a copy of its message gets nothing.
+    lease_start = timezone.now() - timedelta(seconds=settings.ITEM_LEASE_SECONDS)
+    assert item_recover_lost(item_id=item.id, silent_since=lease_start) is False
+    assert item_claim(item_id=item.id, claim_token="delivery-1") is None
+    assert item_heartbeat(item_id=item.id, claim_token="another") is None
 
 
 @pytest.mark.parametrize("end", ["complete", "fail", "cancel"])
@@ -246,7 +273,9 @@ def test_retryable_error_of_a_taken_item_is_ignored(owner):
 
 
 def _age(item, seconds):
-    Item.objects.filter(id=item.id).update(started_at=timezone.now() - timedelta(seconds=seconds))
+    """The item started, and its worker last said it was alive, `seconds` ago."""
+    moment = timezone.now() - timedelta(seconds=seconds)
+    Item.objects.filter(id=item.id).update(started_at=moment, heartbeat_at=moment)
 
 
 def test_lost_item_is_requeued_then_failed_as_worker_lost(owner, settings):
@@ -258,7 +287,7 @@ def test_lost_item_is_requeued_then_failed_as_worker_lost(owner, settings):
         item_claim(item_id=item.id, claim_token=f"delivery-{attempt}")
         _age(item, 3600)
         before = timezone.now()
-        assert item_recover_lost(item_id=item.id, started_before=timezone.now()) is True
+        assert item_recover_lost(item_id=item.id, silent_since=timezone.now()) is True
         item.refresh_from_db()
         assert item.status == ItemStatus.QUEUED
         assert item.claim_token == ""
@@ -269,7 +298,7 @@ def test_lost_item_is_requeued_then_failed_as_worker_lost(owner, settings):
 
     item_claim(item_id=item.id, claim_token="delivery-3")
     _age(item, 3600)
-    assert item_recover_lost(item_id=item.id, started_before=timezone.now()) is False
+    assert item_recover_lost(item_id=item.id, silent_since=timezone.now()) is False
 
     item.refresh_from_db()
     assert item.status == ItemStatus.FAILED
@@ -280,13 +309,13 @@ def test_lost_item_is_requeued_then_failed_as_worker_lost(owner, settings):
     assert_counters_match_items(generation)
 
 
-def test_recent_item_is_not_recovered(owner):
+def test_recent_item_is_not_recovered(owner, settings):
     generation = processing_video(owner)
     item = items_in_order(generation)[0]
     item_claim(item_id=item.id, claim_token="w1")
 
-    lease_start = timezone.now() - timedelta(seconds=900)
-    assert item_recover_lost(item_id=item.id, started_before=lease_start) is False
+    lease_start = timezone.now() - timedelta(seconds=settings.ITEM_LEASE_SECONDS)
+    assert item_recover_lost(item_id=item.id, silent_since=lease_start) is False
 
     item.refresh_from_db()
     assert item.status == ItemStatus.PROCESSING
@@ -299,7 +328,7 @@ def test_lost_worker_finishing_late_is_not_counted(owner):
     generation = processing_video(owner)
     item = item_claim(item_id=items_in_order(generation)[0].id, claim_token="lost")
     _age(item, 3600)
-    item_recover_lost(item_id=item.id, started_before=timezone.now())
+    item_recover_lost(item_id=item.id, silent_since=timezone.now())
     item_claim(item_id=item.id, claim_token="new")
 
     assert not item_complete(item=item, claim_token="lost", result=item_result(item))
@@ -326,8 +355,8 @@ def test_retry_delay_is_capped(settings, monkeypatch):
     monkeypatch.setattr(lifecycle.random, "uniform", lambda low, high: 1.0)
 
     assert retry_delay(8) == 2 * 2**7
-    assert retry_delay(9) == MAX_RETRY_DELAY_SECONDS
-    assert retry_delay(60) == MAX_RETRY_DELAY_SECONDS
+    assert retry_delay(9) == settings.ITEM_RETRY_MAX_DELAY_SECONDS
+    assert retry_delay(60) == settings.ITEM_RETRY_MAX_DELAY_SECONDS
 
 
 def test_retry_delay_has_bounded_jitter(settings):
@@ -342,4 +371,4 @@ def test_retry_delay_never_exceeds_the_cap(settings, monkeypatch):
     settings.ITEM_RETRY_BACKOFF_SECONDS = 2
     monkeypatch.setattr(lifecycle.random, "uniform", lambda low, high: high)
 
-    assert retry_delay(30) <= MAX_RETRY_DELAY_SECONDS
+    assert retry_delay(30) <= settings.ITEM_RETRY_MAX_DELAY_SECONDS

@@ -43,6 +43,9 @@ def _past_the_lease(settings):
 
 
 def _age_item(item, **fields):
+    """Set these times of the item; a start is also the last sign of life of its worker."""
+    if "started_at" in fields:
+        fields.setdefault("heartbeat_at", fields["started_at"])
     Item.objects.filter(id=item.id).update(**fields)
 
 
@@ -125,8 +128,9 @@ def test_recover_redispatches_a_generation_whose_stages_never_finished(
     generation = _video(owner)
     with pytest.raises(GenerationError):
         generation_prepare(generation_id=generation.id)
-    # Its retry message was lost long ago: neither the generation nor its items moved.
-    long_ago = _past_the_lease(settings)
+    # Its retry message was lost long ago (longer than its stages may take): neither the
+    # generation nor its items moved.
+    long_ago = timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
     Generation.objects.filter(id=generation.id).update(updated_at=long_ago)
     Item.objects.filter(generation=generation).update(queued_at=long_ago)
 
