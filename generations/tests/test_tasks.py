@@ -2,11 +2,11 @@
 with backoff, and recovery goes to a queue of its own."""
 
 import pytest
+from celery import current_app as app
 from celery.exceptions import Retry
 from django.conf import settings
 from django.db import OperationalError
 
-from config.celery import app
 from generations import tasks
 
 
