@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from generations.errors import InputError
-from generations.kinds import GenerationKind
+from generations.kinds import GenerationKind, kind_spec
 from generations.models import Generation
 from generations.selectors import generation_progress
 from generations.services import generation_create
@@ -64,7 +64,8 @@ class Command(BaseCommand):
             raise CommandError(f"Invalid input: {details}") from exc
         self.stdout.write(
             f"Submitted {generation.get_kind_display().lower()} {generation.id} "
-            f"({generation.total_items} items, estimated cost {generation.cost_estimate})."
+            f"({kind_spec(generation.kind).count(generation.total_items)}, "
+            f"estimated cost {generation.cost_estimate})."
         )
         if options["wait"]:
             self._follow(generation, timeout=options["timeout"])
@@ -132,7 +133,8 @@ def _bar(generation: Generation) -> str:
     total = generation.total_items or 1
     filled = BAR_WIDTH * ended // total
     failed = f", {generation.failed_items} failed" if generation.failed_items else ""
+    noun = kind_spec(generation.kind).noun(generation.total_items)
     return (
         f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {ended * 100 // total:3d}% "
-        f"{ended}/{generation.total_items} items{failed} · {generation.status:<15}"
+        f"{ended}/{generation.total_items} {noun}{failed} · {generation.status:<15}"
     )
