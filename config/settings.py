@@ -134,6 +134,21 @@ def _upload_transfer_config() -> TransferConfig:
     return config
 
 
+def _s3_client_config() -> Any:
+    """Timeouts and retries for every S3 request, so that a hung or unreachable server
+    fails a request in seconds instead of holding a worker or a page."""
+    from botocore.config import Config
+
+    return Config(
+        connect_timeout=env_int("AWS_S3_CONNECT_TIMEOUT_SECONDS", 5, minimum=1),
+        read_timeout=env_int("AWS_S3_READ_TIMEOUT_SECONDS", 30, minimum=1),
+        retries={
+            "mode": env_str("AWS_S3_RETRY_MODE", "standard"),
+            "max_attempts": env_int("AWS_S3_MAX_ATTEMPTS", 3, minimum=1),
+        },
+    )
+
+
 if AWS_STORAGE_BUCKET_NAME:
     _media_storage: dict[str, Any] = {
         "BACKEND": "storages.backends.s3.S3Storage",
@@ -152,6 +167,7 @@ if AWS_STORAGE_BUCKET_NAME:
             # A retried write lands on its own key instead of a suffixed copy.
             "file_overwrite": True,
             "transfer_config": _upload_transfer_config(),
+            "client_config": _s3_client_config(),
         },
     }
 else:

@@ -1,3 +1,6 @@
+import threading
+import time
+
 import pytest
 from kombu.exceptions import OperationalError
 
@@ -40,3 +43,37 @@ def test_real_broker_check_fails_against_a_closed_port():
 
 def test_healthz_refuses_writes(client):
     assert client.post("/healthz").status_code == 405
+
+
+def test_a_hung_check_answers_503_within_the_deadline(client, monkeypatch):
+    """Storage that never answers (a frozen S3 server) must not hang the health check."""
+    released = threading.Event()
+
+    def storage_hangs() -> None:
+        released.wait(timeout=30)
+
+    monkeypatch.setitem(health.CHECKS, "storage", storage_hangs)
+    started = time.monotonic()
+    try:
+        response = client.get("/healthz")
+    finally:
+        released.set()
+
+    assert time.monotonic() - started < 3
+    assert response.status_code == 503
+    body = response.json()
+    assert body["down"] == ["storage"]
+    assert "no answer within" in body["checks"]["storage"]
+    assert body["checks"]["database"] == body["checks"]["broker"] == "ok"
+
+
+def test_s3_requests_have_timeouts_and_retries(settings):
+    from django.core.files.storage import storages
+
+    storage = storages["default"]
+    config = getattr(storage, "client_config", None)
+    if config is None:
+        pytest.skip("media storage is local in this tier (TEST_S3=0)")
+    assert config.connect_timeout <= 10
+    assert config.read_timeout <= 60
+    assert config.retries["mode"] == "standard"
