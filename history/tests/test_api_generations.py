@@ -6,8 +6,10 @@ import pytest
 from django.test import override_settings
 from rest_framework.test import APIClient
 
+from generations import services
 from generations.models import Generation, Item
-from generations.pipeline.lifecycle import item_claim
+from generations.pipeline.lifecycle import item_claim, item_stop_cancelled
+from generations.pipeline.prepare import generation_prepare
 from generations.pipeline.render import item_render
 from generations.tests.factories import (
     AttemptFactory,
@@ -694,3 +696,21 @@ def test_item_attempts_run_a_constant_number_of_queries(
     with django_assert_max_num_queries(2):
         response = api.get(f"/api/items/{item.id}/attempts/")
     assert len(response.json()) == attempts
+
+
+def test_progress_says_cancelling_until_the_running_items_have_stopped(api, owner):
+    """A client that stops polling at the first final status never sees counters move
+    after it."""
+    generation = make_images(owner, run=False, variants=["a", "b"])
+    generation_prepare(generation_id=generation.id)
+    running = Item.objects.filter(generation=generation).order_by("variant__position")[0]
+    claimed = item_claim(item_id=running.id, claim_token="w1")
+    services.generation_cancel(generation=generation)
+
+    during = api.get(f"/api/generations/{generation.id}/progress/").json()
+    item_stop_cancelled(item=claimed, claim_token="w1")
+    after = api.get(f"/api/generations/{generation.id}/progress/").json()
+
+    assert (during["status"], during["pending_items"]) == ("cancelling", 1)
+    assert (after["status"], after["pending_items"]) == ("cancelled", 0)
+    assert after["cancelled_items"] == 2
