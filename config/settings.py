@@ -230,6 +230,10 @@ ITEM_MAX_ATTEMPTS = env_int("ITEM_MAX_ATTEMPTS", 3, minimum=1)
 ITEM_RETRY_BACKOFF_SECONDS = env_int("ITEM_RETRY_BACKOFF_SECONDS", 2, minimum=0)
 # The longest wait before an automatic retry, however many attempts came before.
 ITEM_RETRY_MAX_DELAY_SECONDS = 300
+# Media storage unreachable: items wait and retry (at least this often) for this long
+# before they fail as storage_unavailable.
+STORAGE_OUTAGE_SECONDS = env_int("STORAGE_OUTAGE_SECONDS", 300, minimum=0)
+STORAGE_RETRY_MAX_DELAY_SECONDS = 30
 ITEM_TIME_LIMIT_SECONDS = env_int("ITEM_TIME_LIMIT_SECONDS", 600, minimum=10)
 # A running item's worker says it is alive this often (its lease is renewed)...
 ITEM_HEARTBEAT_SECONDS = env_int("ITEM_HEARTBEAT_SECONDS", 5, minimum=1)

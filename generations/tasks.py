@@ -20,7 +20,9 @@ from generations.pipeline.prepare import generation_fail_unrendered, generation_
 from generations.pipeline.render import item_render
 from generations.purge import generations_purge_expired
 
-PREPARE_MAX_RETRIES = 5
+# Retries of the stages after a transient error: with the backoff, about 18 minutes in
+# all, so that a storage outage of up to STORAGE_OUTAGE_SECONDS is ridden out.
+PREPARE_MAX_RETRIES = 10
 # Attempts of a task whose database went away: about ten minutes of backoff in all.
 DATABASE_MAX_RETRIES = 10
 

@@ -282,6 +282,9 @@ class Item(models.Model):
     # While processing: when its worker last said it is alive (every ITEM_HEARTBEAT_SECONDS);
     # silent for ITEM_LEASE_SECONDS, the worker is presumed lost.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Since when its attempts have found media storage unreachable, without a success in
+    # between: within STORAGE_OUTAGE_SECONDS it waits and retries, whatever its attempts.
+    storage_outage_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["variant", "number"]

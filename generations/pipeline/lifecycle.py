@@ -160,7 +160,12 @@ def item_complete(*, item: ItemRef, claim_token: str, result: ItemResult) -> boo
         item,
         complete,
         held_by(item.id, claim_token, complete),
-        {**result.columns(), "error_code": "", "error_message": ""},
+        {
+            **result.columns(),
+            "error_code": "",
+            "error_message": "",
+            "storage_outage_since": None,
+        },
         AttemptEnd(
             outcome=AttemptOutcome.COMPLETED,
             provider_job_id=result.provider_job_id,
@@ -173,9 +178,22 @@ def item_complete(*, item: ItemRef, claim_token: str, result: ItemResult) -> boo
 def item_fail(*, item: ItemRef, claim_token: str, error: GenerationError) -> float | None:
     """Record a failed attempt. A retryable error with attempts left puts the item back
     in the queue and returns the delay before the next attempt; otherwise the item fails
-    for good and None is returned."""
+    for good and None is returned.
+
+    Unreachable storage is waited out instead, whatever the attempts, for up to
+    STORAGE_OUTAGE_SECONDS from the first such failure in a row, retrying at least every
+    STORAGE_RETRY_MAX_DELAY_SECONDS; after that the item fails (retryable by the user)."""
     now = timezone.now()
-    if error.retryable and item.attempts < settings.ITEM_MAX_ATTEMPTS:
+    outage_since: datetime | None = None
+    if error.code == ErrorCode.STORAGE_UNAVAILABLE:
+        outage_since = _storage_outage_since(item.id) or now
+        outage = timedelta(seconds=settings.STORAGE_OUTAGE_SECONDS)
+        retry = now - outage_since < outage
+        delay = min(retry_delay(item.attempts), settings.STORAGE_RETRY_MAX_DELAY_SECONDS)
+    else:
+        retry = error.retryable and item.attempts < settings.ITEM_MAX_ATTEMPTS
+        delay = retry_delay(item.attempts)
+    if retry:
         requeue = ItemTransition.REQUEUE
         requeued = update_and_close(
             {
@@ -186,12 +204,13 @@ def item_fail(*, item: ItemRef, claim_token: str, error: GenerationError) -> flo
                 "updated_at": now,
                 "error_code": error.code,
                 "error_message": error.message,
+                "storage_outage_since": outage_since,
             },
             held_by(item.id, claim_token, requeue),
             _failed(error, AttemptOutcome.RETRYING),
             _event(EventType.ITEM_RETRIED, error, reason=QueueReason.AUTOMATIC_RETRY),
         )
-        return retry_delay(item.attempts) if requeued else None
+        return delay if requeued else None
     fail = ItemTransition.FAIL
     _end_item(
         item,
@@ -202,6 +221,13 @@ def item_fail(*, item: ItemRef, claim_token: str, error: GenerationError) -> flo
         _event(EventType.ITEM_FAILED, error),
     )
     return None
+
+
+def _storage_outage_since(item_id: UUID) -> datetime | None:
+    since: datetime | None = (
+        Item.objects.filter(id=item_id).values_list("storage_outage_since", flat=True).first()
+    )
+    return since
 
 
 def worker_name() -> str:

@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from generations.errors import ErrorCode, GenerationError
-from generations.models import Item, Variant
+from generations.models import Attempt, Item, Variant
 from generations.pipeline import lifecycle
 from generations.pipeline.lifecycle import (
     item_claim,
@@ -209,8 +209,9 @@ def test_stop_cancelled_by_another_delivery_is_not_counted(owner):
     assert_counters_match_items(generation)
 
 
+# Unreachable storage is waited out for a time instead (see "Storage outages" below).
 @pytest.mark.parametrize(
-    "error", [TIMEOUT, GenerationError(ErrorCode.STORAGE_UNAVAILABLE, "S3 is down.")]
+    "error", [TIMEOUT, GenerationError(ErrorCode.PROVIDER_ERROR, "The provider failed.")]
 )
 def test_retryable_error_requeues_until_attempts_run_out(owner, settings, error):
     settings.ITEM_MAX_ATTEMPTS = 3
@@ -372,3 +373,48 @@ def test_retry_delay_never_exceeds_the_cap(settings, monkeypatch):
     monkeypatch.setattr(lifecycle.random, "uniform", lambda low, high: high)
 
     assert retry_delay(30) <= settings.ITEM_RETRY_MAX_DELAY_SECONDS
+
+
+# Storage outages -----------------------------------------------------------------------
+
+
+def test_an_outage_is_waited_out_whatever_the_attempts(owner, settings):
+    settings.ITEM_MAX_ATTEMPTS = 2
+    item = items_in_order(processing_video(owner))[0]
+    outage = GenerationError(ErrorCode.STORAGE_UNAVAILABLE, "S3 did not answer.")
+
+    delays = []
+    for attempt in range(1, 6):
+        claimed = item_claim(item_id=item.id, claim_token=f"w{attempt}")
+        delays.append(item_fail(item=claimed, claim_token=f"w{attempt}", error=outage))
+
+    item.refresh_from_db()
+    assert item.status == ItemStatus.QUEUED
+    assert item.attempts == 5
+    assert all(0 < delay <= settings.STORAGE_RETRY_MAX_DELAY_SECONDS for delay in delays)
+    first = item.storage_outage_since
+    assert first is not None
+
+    claimed = item_claim(item_id=item.id, claim_token="w6")
+    assert item_complete(item=claimed, claim_token="w6", result=item_result(claimed))
+    item.refresh_from_db()
+    assert item.status == ItemStatus.COMPLETED
+    assert item.storage_outage_since is None
+
+
+def test_a_longer_outage_fails_the_item_as_retryable(owner, settings):
+    item = items_in_order(processing_video(owner))[0]
+    outage = GenerationError(ErrorCode.STORAGE_UNAVAILABLE, "S3 did not answer.")
+    claimed = item_claim(item_id=item.id, claim_token="w1")
+    item_fail(item=claimed, claim_token="w1", error=outage)
+    Item.objects.filter(id=item.id).update(
+        storage_outage_since=timezone.now() - timedelta(seconds=settings.STORAGE_OUTAGE_SECONDS + 1)
+    )
+
+    claimed = item_claim(item_id=item.id, claim_token="w2")
+    assert item_fail(item=claimed, claim_token="w2", error=outage) is None
+
+    item.refresh_from_db()
+    assert (item.status, item.error_code) == (ItemStatus.FAILED, ErrorCode.STORAGE_UNAVAILABLE)
+    last = Attempt.objects.filter(item=item).order_by("-number").first()
+    assert last.retryable is True
