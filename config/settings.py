@@ -134,12 +134,16 @@ def _upload_transfer_config() -> TransferConfig:
     return config
 
 
-def _s3_client_config() -> Any:
+def _s3_client_config(addressing_style: str) -> Any:
     """Timeouts and retries for every S3 request, so that a hung or unreachable server
-    fails a request in seconds instead of holding a worker or a page."""
+    fails a request in seconds instead of holding a worker or a page. (Given a client
+    configuration, django-storages no longer applies its own signature and addressing
+    options, so they are set here too.)"""
     from botocore.config import Config
 
     return Config(
+        signature_version="s3v4",
+        s3={"addressing_style": addressing_style},
         connect_timeout=env_int("AWS_S3_CONNECT_TIMEOUT_SECONDS", 5, minimum=1),
         read_timeout=env_int("AWS_S3_READ_TIMEOUT_SECONDS", 30, minimum=1),
         retries={
@@ -150,6 +154,7 @@ def _s3_client_config() -> Any:
 
 
 if AWS_STORAGE_BUCKET_NAME:
+    _addressing_style = env_str("AWS_S3_ADDRESSING_STYLE", "path")
     _media_storage: dict[str, Any] = {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
@@ -159,7 +164,7 @@ if AWS_STORAGE_BUCKET_NAME:
             "secret_key": env_str("AWS_SECRET_ACCESS_KEY") or None,
             "region_name": env_str("AWS_S3_REGION_NAME", "us-east-1"),
             "signature_version": "s3v4",
-            "addressing_style": env_str("AWS_S3_ADDRESSING_STYLE", "path"),
+            "addressing_style": _addressing_style,
             # Private objects, reachable only through presigned URLs that expire.
             "default_acl": None,
             "querystring_auth": True,
@@ -167,7 +172,7 @@ if AWS_STORAGE_BUCKET_NAME:
             # A retried write lands on its own key instead of a suffixed copy.
             "file_overwrite": True,
             "transfer_config": _upload_transfer_config(),
-            "client_config": _s3_client_config(),
+            "client_config": _s3_client_config(_addressing_style),
         },
     }
 else:

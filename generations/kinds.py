@@ -59,8 +59,10 @@ class KindSpec:
     # Labels offered as checkboxes on the form (others can be typed); none: typed only.
     variant_presets: tuple[str, ...]
     variants_help: str
-    # The input field whose text becomes the generation's prompt.
+    # The input field whose text becomes the generation's prompt, and an example of it
+    # (what `manage.py generate` makes when given none).
     text_field: str
+    example_text: str
     fields: tuple[InputField, ...]
     # Whether a source video (URL or upload) can be given for analysis.
     accepts_source: bool
@@ -215,6 +217,7 @@ VIDEO_AD = KindSpec(
     variant_presets=("soft", "medium", "aggressive", "ultra"),
     variants_help="One version of the ad each, from gentle to pushy.",
     text_field="prompt",
+    example_text="A reusable water bottle on a mountain trail at sunrise",
     fields=(
         # Required unless a source is given: checked by _check_video_ad.
         _writing(
@@ -258,6 +261,10 @@ SPEECH = KindSpec(
     variant_presets=(),
     variants_help="Comma-separated voice labels, e.g. “narrator, calm”.",
     text_field="text",
+    example_text=(
+        "Meet the bottle that goes wherever you go. It keeps water cold for a whole day. "
+        "Order yours today."
+    ),
     fields=(
         _writing(
             "text",
@@ -288,6 +295,7 @@ IMAGE = KindSpec(
     variant_presets=(),
     variants_help="Comma-separated labels, e.g. “default, bold”.",
     text_field="prompt",
+    example_text="A reusable water bottle on a mountain trail at sunrise",
     fields=(
         _writing("prompt", "Prompt", "What the image shows.", max_chars=MAX_PROMPT_CHARS),
         InputField("images_per_variant", "integer", "Images per variant", 1, 1, 8),

@@ -107,6 +107,13 @@ class Worker:
         self.process.wait(timeout=10)
         self._log.close()
 
+    def terminate(self, timeout: float = 60) -> None:
+        """SIGTERM the main process alone, as a deployment stops a worker: a warm shutdown
+        that lets the running tasks finish."""
+        os.kill(self.process.pid, signal.SIGTERM)
+        self.process.wait(timeout=timeout)
+        self._log.close()
+
     def stop(self) -> None:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)

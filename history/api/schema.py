@@ -38,6 +38,7 @@ def errors(*codes: int) -> dict[int, OpenApiResponse]:
 
 
 READ_ERRORS = errors(400, 401, 404, 429)
+DOWNLOAD_ERRORS = errors(400, 401, 404, 429, 503)
 LIST_ERRORS = errors(400, 401, 404, 429)  # 404: a page number past the end
 ACTION_ERRORS = errors(401, 404, 409, 429, 503)
 WRITE_ERRORS = errors(400, 401, 404, 409, 415, 429, 503)

@@ -5,6 +5,7 @@ from rest_framework.routers import DefaultRouter
 from history.api import views
 from history.api.events import EventListView
 from history.api.keys import ApiKeyViewSet
+from history.api.stats import StatsView
 
 app_name = "api"
 
@@ -22,7 +23,7 @@ urlpatterns = [
     path("", include(router.urls)),
     path("library/", views.LibraryView.as_view(), name="library"),
     path("trash/", views.TrashView.as_view(), name="trash"),
-    path("stats/", views.StatsView.as_view(), name="stats"),
+    path("stats/", StatsView.as_view(), name="stats"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
 ]

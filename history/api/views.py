@@ -21,20 +21,23 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
-from rest_framework.views import APIView
 
 from generations import selectors, services
 from generations.manifest import archive_filename, generation_archive_entries
 from generations.models import Generation, Item, Variant
-from generations.stats import generation_stats
 from history.api.filters import GenerationOrderingFilter
 from history.api.pagination import CappedPageNumberPagination, HistoryPagination
-from history.api.schema import ACTION_ERRORS, LIST_ERRORS, READ_ERRORS, WRITE_ERRORS, errors
+from history.api.schema import (
+    ACTION_ERRORS,
+    DOWNLOAD_ERRORS,
+    LIST_ERRORS,
+    READ_ERRORS,
+    WRITE_ERRORS,
+)
 from history.api.serializers import (
     AttemptSerializer,
     GenerationCreateSerializer,
@@ -47,7 +50,7 @@ from history.api.serializers import (
 )
 from history.filters import GenerationFilter
 from storage.archive import stream_zip
-from storage.services import object_url
+from storage.services import object_exists, object_url, storage_check
 
 
 def _get_or_404(lookup: Any, **kwargs: Any) -> Any:
@@ -252,11 +255,12 @@ class GenerationViewSet(
 
     @extend_schema(
         summary="Every asset and a manifest.json, as a streamed ZIP",
-        responses={(200, "application/zip"): OpenApiTypes.BINARY, **READ_ERRORS},
+        responses={(200, "application/zip"): OpenApiTypes.BINARY, **DOWNLOAD_ERRORS},
     )
     @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def download(self, request: Request, pk: str) -> StreamingHttpResponse:
         generation = self._generation()
+        storage_check()  # an outage answers 503 before any byte of the archive goes out
         response = StreamingHttpResponse(
             stream_zip(generation_archive_entries(generation)), content_type="application/zip"
         )
@@ -318,12 +322,12 @@ class ItemViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):  # type: 
     @extend_schema(
         summary="Download one asset",
         description="Redirects to a short-lived URL of the file.",
-        responses={302: OpenApiResponse(description="Location: the file."), **READ_ERRORS},
+        responses={302: OpenApiResponse(description="Location: the file."), **DOWNLOAD_ERRORS},
     )
     @action(detail=True, methods=["get"])
     def download(self, request: Request, pk: str) -> HttpResponseRedirect:
         item = self.get_object()
-        if not item.asset_key:
+        if not item.asset_key or not object_exists(item.asset_key):
             raise Http404
         name = f"{item.variant.label}-{item.asset_key.rsplit('/', 1)[-1]}"
         return HttpResponseRedirect(
@@ -363,37 +367,3 @@ class TrashView(ListAPIView):  # type: ignore[type-arg]
         if getattr(self, "swagger_fake_view", False):
             return Generation.objects.none()
         return selectors.generation_trash_list(self.request.user)  # type: ignore[arg-type]
-
-
-class StatsView(APIView):
-    throttle_scope = "read"
-
-    @extend_schema(
-        summary="Counts, success rate, costs, times, failure codes and a daily series",
-        parameters=[
-            OpenApiParameter(
-                "scope",
-                OpenApiTypes.STR,
-                enum=["user", "all"],
-                description="`all` (staff only) covers every user.",
-            ),
-            OpenApiParameter(
-                "days",
-                {"type": "integer", "minimum": 1, "maximum": 365},
-                description="Days in the daily series (default 30).",
-            ),
-        ],
-        responses={200: OpenApiTypes.OBJECT, **errors(400, 401, 403, 429)},
-    )
-    def get(self, request: Request) -> Response:
-        scope = request.query_params.get("scope", "user")
-        if scope not in ("user", "all"):
-            raise ValidationError({"scope": ["Must be user or all."]})
-        if scope == "all" and not request.user.is_staff:
-            raise PermissionDenied("Only staff may see everyone's statistics.")
-        days_text = request.query_params.get("days", "30")
-        if not days_text.isdigit() or not 1 <= int(days_text) <= 365:
-            raise ValidationError({"days": ["Must be a whole number from 1 to 365."]})
-        days = int(days_text)
-        owner = None if scope == "all" else request.user
-        return Response(generation_stats(owner=owner, days=days))  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ import pytest
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from generations import services
+from generations import manifest, services
 from generations.models import Generation, Item
 from generations.pipeline.lifecycle import item_claim, item_stop_cancelled
 from generations.pipeline.prepare import generation_prepare
@@ -17,7 +17,9 @@ from generations.tests.factories import (
     ItemFactory,
     VariantFactory,
 )
+from history.api import views as api_views
 from history.tests.conftest import make_images, run_in_process
+from storage.services import StorageUnavailable, object_open
 
 pytestmark = pytest.mark.django_db
 
@@ -469,6 +471,40 @@ def test_item_download_redirects_to_a_short_lived_url(api, completed):
 
     assert response.status_code == 302
     assert response["Location"].startswith("http")
+
+
+def _storage_down(*args, **kwargs):
+    raise StorageUnavailable("The media storage did not answer.")
+
+
+def test_downloads_answer_503_in_the_error_shape_while_storage_is_down(api, completed, monkeypatch):
+    item = completed.items.first()
+    monkeypatch.setattr(api_views, "storage_check", _storage_down)
+    monkeypatch.setattr(api_views, "object_exists", _storage_down)
+
+    for url in (f"/api/generations/{completed.id}/download/", f"/api/items/{item.id}/download/"):
+        response = api.get(url)
+        assert response.status_code == 503, url
+        assert response.json()["error"]["code"] == "storage_unavailable"
+
+
+def test_a_zip_that_loses_storage_midway_breaks_instead_of_ending_short(
+    api, completed, monkeypatch
+):
+    opened = []
+
+    def open_once(key):
+        opened.append(key)
+        if len(opened) > 1:
+            raise StorageUnavailable("The media storage went away.")
+        return object_open(key)
+
+    monkeypatch.setattr(manifest, "object_open", open_once)
+    response = api.get(f"/api/generations/{completed.id}/download/")
+    assert response.status_code == 200
+
+    with pytest.raises(StorageUnavailable):
+        b"".join(response.streaming_content)
 
 
 def test_item_without_an_asset_has_nothing_to_download(api, owner):

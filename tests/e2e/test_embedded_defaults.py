@@ -30,7 +30,7 @@ def test_generate_with_wait_on_embedded_defaults(tmp_path):
         log.close()
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("/16 items") >= 2  # the bar was redrawn as items ended
+    assert result.stdout.count("/16 scenes") >= 2  # the bar was redrawn as items ended
     assert "100% 16/16 scenes · completed" in result.stdout
     assert "Completed in" in result.stdout
     assert (tmp_path / "var" / "genvault.sqlite3").exists()

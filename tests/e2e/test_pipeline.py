@@ -312,3 +312,31 @@ def test_source_url_on_a_private_address_fails_as_invalid_input(start_worker):
         "private" in generation.error_message.lower()
         or "not allowed" in generation.error_message.lower()
     )
+
+
+def test_a_warm_shutdown_lets_the_running_items_finish(start_worker):
+    """SIGTERM, as a deployment stops a worker: the items it is running end completed by
+    it, once each; the rest are taken up by the next worker."""
+    leaving = start_worker("leaving", concurrency=2)
+    generation = make_images(
+        UserFactory(), run=False, variants=["a", "b"], images_per_variant=2, delay_ms=2000
+    )
+    wait_for(
+        lambda: generation.items.filter(status=ItemStatus.PROCESSING).count() == 2,
+        timeout=60,
+        message="two items to start",
+    )
+    running = list(
+        generation.items.filter(status=ItemStatus.PROCESSING).values_list("id", flat=True)
+    )
+
+    leaving.terminate()
+
+    finished = generation.items.filter(id__in=running)
+    assert set(finished.values_list("status", flat=True)) == {ItemStatus.COMPLETED}
+    assert set(finished.values_list("attempts", flat=True)) == {1}
+    start_worker("staying")
+    wait_until_ended(generation, timeout=90)
+    assert generation.status == GenerationStatus.COMPLETED
+    assert (generation.completed_items, generation.failed_items) == (4, 0)
+    assert set(generation.items.values_list("attempts", flat=True)) == {1}

@@ -12,14 +12,6 @@ from generations.selectors import generation_progress
 from generations.services import generation_create
 from generations.states import FINAL_GENERATION_STATUSES, GenerationStatus
 
-DEMO_PROMPTS = {
-    GenerationKind.VIDEO_AD: "A reusable water bottle on a mountain trail at sunrise",
-    GenerationKind.IMAGE: "A reusable water bottle on a mountain trail at sunrise",
-    GenerationKind.SPEECH: (
-        "Meet the bottle that goes wherever you go. It keeps water cold for a whole day. "
-        "Order yours today."
-    ),
-}
 BAR_WIDTH = 30
 POLL_SECONDS = 0.5
 
@@ -77,14 +69,14 @@ class Command(BaseCommand):
             raise CommandError(f"--input is not valid JSON: {exc}") from exc
         if not isinstance(extra, dict):
             raise CommandError("--input must be a JSON object.")
-        if kind == GenerationKind.SPEECH:
-            extra.setdefault("text", options["text"] or DEMO_PROMPTS[kind])
-        elif options["source_url"]:
+        spec = kind_spec(kind)
+        given = options[spec.text_field]
+        if options["source_url"] and spec.accepts_source:
             extra.setdefault("source_url", options["source_url"])
-            if options["prompt"]:
-                extra.setdefault("prompt", options["prompt"])
+            if given:
+                extra.setdefault(spec.text_field, given)
         else:
-            extra.setdefault("prompt", options["prompt"] or DEMO_PROMPTS[kind])
+            extra.setdefault(spec.text_field, given or spec.example_text)
         if options["variants"]:
             extra["variants"] = [label.strip() for label in options["variants"].split(",")]
         return extra
