@@ -14,6 +14,7 @@ from django.db import connection
 from generations.models import Generation
 from generations.states import FINAL_GENERATION_STATUSES
 from tests.helpers import ROOT
+from tests.history_checker import assert_history_holds
 
 
 def test_database_url() -> str:
@@ -135,9 +136,13 @@ def wait_for(condition: Callable[[], bool], *, timeout: float, message: str) -> 
 
 
 def wait_until_ended(generation: Generation, *, timeout: float = 120) -> Generation:
+    """Wait for `generation` to end, then check that its record holds (the history
+    checker): whatever the test did to the workers, nothing may be lost or left over."""
+
     def ended() -> bool:
         generation.refresh_from_db()
         return generation.status in FINAL_GENERATION_STATUSES
 
     wait_for(ended, timeout=timeout, message=f"generation {generation.id} to end")
+    assert_history_holds(generation)
     return generation
