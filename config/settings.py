@@ -163,8 +163,6 @@ if AWS_STORAGE_BUCKET_NAME:
             "access_key": env_str("AWS_ACCESS_KEY_ID") or None,
             "secret_key": env_str("AWS_SECRET_ACCESS_KEY") or None,
             "region_name": env_str("AWS_S3_REGION_NAME", "us-east-1"),
-            "signature_version": "s3v4",
-            "addressing_style": _addressing_style,
             # Private objects, reachable only through presigned URLs that expire.
             "default_acl": None,
             "querystring_auth": True,

@@ -7,10 +7,14 @@ thread: the domain sends tasks by name and never imports the project's configura
 
 import logging
 from collections.abc import Iterable
+from datetime import datetime
 from uuid import UUID
 
 from celery import current_app
 from django.db import transaction
+
+from generations.events import event_record
+from generations.states import EventType
 
 logger = logging.getLogger(__name__)
 
@@ -19,7 +23,11 @@ RENDER_ITEM = "generations.tasks.render_item"
 _PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5}
 
 
-def dispatch_generation(generation_id: UUID) -> None:
+def dispatch_generation(generation_id: UUID, *, now: datetime, reason: str = "") -> None:
+    """Send the generation to the workers once the transaction commits, and say so in its
+    event log (in the same transaction); `reason` says why it is sent again."""
+    payload = {"task": "run_generation", **({"reason": reason} if reason else {})}
+    event_record(generation_id, EventType.DISPATCHED, payload=payload, now=now)
     transaction.on_commit(lambda: _send(RUN_GENERATION, generation_id))
 
 

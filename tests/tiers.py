@@ -52,6 +52,13 @@ def skip_or_fail(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+def require_postgresql(reason: str) -> None:
+    """For a test of something only PostgreSQL does: skipped on the SQLite tier, and a
+    failure there under REQUIRE_SERVICES=1 (which promises PostgreSQL)."""
+    if TIER.database != "postgresql":
+        skip_or_fail(f"needs PostgreSQL: {reason}")
+
+
 def _postgres_reachable(url: str) -> str | None:
     import psycopg
 

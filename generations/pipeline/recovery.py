@@ -10,13 +10,11 @@ from django.db.models import F
 from django.utils import timezone
 
 from generations.dispatch import dispatch_generation, dispatch_items
-from generations.events import event_record
 from generations.models import Generation, Item
 from generations.pipeline.finalise import finalise_if_ended
 from generations.pipeline.lifecycle import item_recover_lost
 from generations.states import (
     ACTIVE_GENERATION_STATUSES,
-    EventType,
     GenerationStatus,
     GenerationTransition,
     ItemTransition,
@@ -58,13 +56,7 @@ def recover_stuck_work() -> dict[str, int]:
     )
     for generation_id in pending + unprepared:
         with transaction.atomic():
-            event_record(
-                generation_id,
-                EventType.DISPATCHED,
-                payload={"task": "run_generation", "reason": "recovery"},
-                now=now,
-            )
-            dispatch_generation(generation_id)
+            dispatch_generation(generation_id, now=now, reason="recovery")
 
     forgotten = list(
         Item.objects.filter(

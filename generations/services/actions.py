@@ -6,6 +6,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from generations.dispatch import dispatch_generation
 from generations.errors import (
     RETRY_FUTILE_CODES,
     ActionRefused,
@@ -18,7 +19,6 @@ from generations.pipeline.lifecycle import queued_items_end
 from generations.selectors import (
     trash_cutoff,
 )
-from generations.services.create import dispatch_logged
 from generations.states import (
     EventType,
     GenerationStatus,
@@ -174,7 +174,7 @@ def generation_retry(*, generation: Generation, by: User | None = None) -> int:
             payload={"items": failed_total + cancelled_total, "resume": resuming},
             now=now,
         )
-        dispatch_logged(generation.id, now)
+        dispatch_generation(generation.id, now=now)
     generation.refresh_from_db()
     return failed_total + cancelled_total
 

@@ -3,10 +3,8 @@
 import logging
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
 from functools import partial
 from typing import IO, Any
-from uuid import UUID
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -144,19 +142,12 @@ def generation_create(
                     payload={"regeneration": str(generation.id)},
                     now=now,
                 )
-            dispatch_logged(generation.id, now)
+            dispatch_generation(generation.id, now=now)
     except BaseException:
         if stored_source:
             _remove_unrecorded_source(stored_source)
         raise
     return generation
-
-
-def dispatch_logged(generation_id: UUID, now: datetime) -> None:
-    """Send the generation to the workers once the transaction commits, and say so in its
-    log."""
-    event_record(generation_id, EventType.DISPATCHED, payload={"task": "run_generation"}, now=now)
-    dispatch_generation(generation_id)
 
 
 def _provider(name: str | None) -> Provider:

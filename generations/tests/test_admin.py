@@ -51,6 +51,7 @@ from generations.tests.pipeline_helpers import (
 )
 from storage.keys import generation_prefix
 from storage.services import object_keys
+from tests.tiers import require_postgresql
 
 pytestmark = pytest.mark.django_db
 
@@ -408,8 +409,8 @@ def test_paginator_counts_small_tables_exactly():
     assert not paginator.count_is_capped
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="pg_class is PostgreSQL's")
 def test_table_estimate_reads_pg_class_after_analyze():
+    require_postgresql("the estimate reads pg_class")
     GenerationFactory.create_batch(7)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE generations_generation")

@@ -22,6 +22,7 @@ from generations.tests.factories import (
     UserFactory,
     VariantFactory,
 )
+from tests.tiers import require_postgresql
 
 pytestmark = pytest.mark.django_db
 
@@ -543,10 +544,10 @@ def _sums(groups):
     return {key: value for key, value in totals.items() if value[0]}
 
 
-@pytest.mark.skipif(not POSTGRES, reason="the tally is kept by a PostgreSQL trigger")
 def test_the_tally_follows_every_write_of_a_generation(owner, other_user):
     """Whatever writes a generation (services, bulk updates, deletes), the totals the
     statistics read equal the generations counted one by one."""
+    require_postgresql("the tally is kept by a PostgreSQL trigger")
     running = _generation(owner, status=GenerationStatus.PROCESSING, actual_cost="0.1000")
     ended = _generation(owner, status=GenerationStatus.FAILED, error_code=ErrorCode.INTERNAL)
     _generation(other_user, status=GenerationStatus.COMPLETED, generation_time_seconds=3.5)

@@ -1,8 +1,8 @@
 import pytest
-from django.db import connection
 
 from generations.errors import ErrorCode, GenerationError
 from generations.pipeline import finalise, stages, statements
+from tests.tiers import require_postgresql
 
 # Its assertions report their values like a test's own.
 pytest.register_assert_rewrite("generations.tests.pipeline.claims")
@@ -26,8 +26,8 @@ def evaluations(monkeypatch):
 def counting(request, monkeypatch):
     """Runs a test with each way of counting an ended item: one statement (PostgreSQL)
     and the portable transaction of three."""
-    if request.param == "one statement" and connection.vendor != "postgresql":
-        pytest.skip("counting in one statement needs PostgreSQL (UPDATE inside WITH)")
+    if request.param == "one statement":
+        require_postgresql("counting in one statement runs UPDATEs inside WITH")
     if request.param == "in steps":
         monkeypatch.setattr(statements, "counts_in_one_statement", lambda: False)
     return request.param

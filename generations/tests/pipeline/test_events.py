@@ -23,6 +23,7 @@ from generations.states import Actor, EventType
 from generations.tests.factories import GenerationFactory
 from generations.tests.pipeline.claims import TIMEOUT, fail, items_in_order
 from generations.tests.pipeline_helpers import make_images, processing_video, run_pipeline
+from tests.tiers import require_postgresql
 
 pytestmark = pytest.mark.django_db
 
@@ -187,11 +188,11 @@ def test_the_outbox_hands_out_every_event_once_in_order(owner):
     assert events_after(cursor) == []
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs concurrent writers")
 @pytest.mark.django_db(transaction=True)
 def test_the_outbox_waits_for_an_earlier_transaction_to_commit(owner):
     """An event whose id came first but whose transaction commits last is not skipped:
     nothing after it is handed out until it commits."""
+    require_postgresql("the outbox orders concurrent writers by transaction id")
     early = GenerationFactory(owner=owner)
     late = GenerationFactory(owner=owner)
     recorded, release = threading.Event(), threading.Event()
